@@ -1,0 +1,30 @@
+# Quick start:  make demo   (set up + train the demo models on digits, write runs/demo/report.md)
+#               make test   (set up + run the whole test suite)
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test bench clean
+
+$(STAMP): requirements.txt setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m experiments.demo --workdir runs/demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+bench: $(STAMP)
+	$(PY) -m experiments.benchmarks.sampling
+	$(PY) -m experiments.benchmarks.train_step
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,44 @@
+"""On-device minibatching: the batch for a step is a pure function of (data, key, step).
+
+Every epoch is a fresh permutation drawn from ``fold_in(key, epoch)``; step ``t`` takes the
+``t % steps_per_epoch``-th slice of it (the remainder of an epoch that does not fill a batch is
+dropped). Because the batch depends only on the step number, a resumed run sees exactly the
+batches an uninterrupted one would, and no Python loop over examples ever runs.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxgen.types import Array, PRNGKey
+
+
+def steps_per_epoch(num_examples: int, batch_size: int) -> int:
+    """Number of full batches per epoch; raises if the data cannot fill one batch."""
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if num_examples < batch_size:
+        raise ValueError(
+            f"batch_size={batch_size} is larger than the training set ({num_examples} examples)")
+    return num_examples // batch_size
+
+
+def batch_at_step(data: Array, key: PRNGKey, step: Array, batch_size: int) -> Array:
+    """Selects the shuffled minibatch for ``step`` (jit-safe; ``step`` may be traced).
+
+    Args:
+      data: ``[N, ...]`` the whole training split, already on device.
+      key: shuffling key; epoch ``e`` uses ``permutation(fold_in(key, e), N)``.
+      step: global step number (int scalar).
+      batch_size: static batch size ``B``.
+
+    Returns:
+      ``[B, ...]`` the examples of this step.
+    """
+    num_examples = data.shape[0]
+    per_epoch = steps_per_epoch(num_examples, batch_size)
+    epoch = step // per_epoch
+    perm = jax.random.permutation(jax.random.fold_in(key, epoch), num_examples)  # [N]
+    start = (step % per_epoch) * batch_size
+    idx = jax.lax.dynamic_slice_in_dim(perm, start, batch_size)  # [B]
+    return jnp.take(data, idx, axis=0)

@@ -1,0 +1,141 @@
+"""Preprocessing as pure, jit- and vmap-safe JAX functions.
+
+Discrete data hold level indices ``x in {0, ..., K-1}`` (``K = num_levels``). Continuous
+models see them through uniform dequantization, ``y = (x + u) / K`` with
+``u ~ U[0, 1)``: a density ``p(y)`` on ``[0, 1)^D`` defines the discrete model
+``P(x) = int_{cell(x)} p(y) dy`` over cells of volume ``K^-D``, and by Jensen
+``-log P(x) <= E_u[-log p(y)] + D log K`` nats (Theis et al., 2016). Flows usually add the
+logit transform on top (RealNVP), whose log-determinant `logit_transform` returns.
+
+Leading axis is the batch; "summed over the event" means over every other axis.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxgen.types import Array, PRNGKey
+
+
+def _sum_over_event(values: Array) -> Array:
+    """``[B, *event] -> [B]``."""
+    return jnp.sum(values, axis=tuple(range(1, values.ndim)))
+
+
+def dequantize(x_int: Array, noise: Array, num_levels: int) -> Array:
+    """Maps levels and noise in ``[0, 1)`` into the levels' cells: ``y = (x + noise) / K``.
+
+    Each output lies in its cell, ``floor(y * K) == x``, also in float32: the rare value
+    that rounds onto a cell edge (``noise`` within an ulp of 0 or 1) is nudged one float
+    step back inside. Use this directly for variational dequantization (Flow++), where the
+    noise comes from a learned distribution.
+
+    Args:
+        x_int: integer levels in ``[0, num_levels)``, any shape.
+        noise: same shape, values in ``[0, 1)``.
+        num_levels: ``K``.
+
+    Returns:
+        float32 array shaped like ``x_int`` in ``[0, 1)``.
+    """
+    x = jnp.asarray(x_int, jnp.float32)
+    # The largest float32 below x + 1 keeps the numerator inside the cell.
+    y = jnp.minimum(x + noise, jnp.nextafter(x + 1, x)) / num_levels
+    for _ in range(2):  # a product y * K may round across a cell edge by an ulp or so
+        cell = jnp.floor(y * num_levels)
+        y = jnp.where(cell < x, jnp.nextafter(y, 2.0), y)
+        y = jnp.where(cell > x, jnp.nextafter(y, -1.0), y)
+    return y
+
+
+def uniform_dequantize(key: PRNGKey, x_int: Array, num_levels: int) -> Array:
+    """Uniform dequantization ``y = (x + u) / K``, ``u ~ U[0, 1)`` i.i.d. per entry.
+
+    Args:
+        key: PRNG key.
+        x_int: integer levels in ``[0, num_levels)``, e.g. ``[B, H, W, C]``.
+        num_levels: ``K``.
+
+    Returns:
+        float32 array shaped like ``x_int``, in ``[0, 1)``, with ``floor(y * K) == x``.
+    """
+    noise = jax.random.uniform(key, jnp.shape(x_int), jnp.float32)
+    return dequantize(x_int, noise, num_levels)
+
+
+def quantize(y: Array, num_levels: int) -> Array:
+    """Inverse of dequantization: ``x = clip(floor(y * K), 0, K - 1)`` as int32."""
+    return jnp.clip(jnp.floor(y * num_levels), 0, num_levels - 1).astype(jnp.int32)
+
+
+def scale_to_unit(x_int: Array, num_levels: int) -> Array:
+    """Levels to intensities in ``[0, 1]``: ``x / (K - 1)`` (0 -> 0, K-1 -> 1), float32.
+
+    E.g. the Bernoulli probabilities of dynamic binarization for 8-bit images.
+    """
+    return jnp.asarray(x_int, jnp.float32) / (num_levels - 1)
+
+
+def logit_transform(x: Array, alpha: float = 0.05) -> tuple[Array, Array]:
+    """RealNVP's logit transform of data in ``[0, 1]`` and its log-determinant.
+
+    ``p = alpha + (1 - 2 alpha) x``, ``y = logit(p) = log p - log(1 - p)``. Elementwise,
+    ``dy/dx = (1 - 2 alpha) / (p (1 - p))``, so
+
+        ``log|det J| = sum_event [log(1 - 2 alpha) - log p - log(1 - p)]``
+                    ``= sum_event [log(1 - 2 alpha) + softplus(y) + softplus(-y)]``
+
+    (the second form, with ``log p = -softplus(-y)``, is the stable one).
+
+    Args:
+        x: ``[B, *event]`` values in ``[0, 1]``.
+        alpha: squeezes ``x`` away from 0 and 1, in ``[0, 0.5)``.
+
+    Returns:
+        ``(y [B, *event], log_det [B])``.
+    """
+    p = alpha + (1 - 2 * alpha) * jnp.asarray(x, jnp.float32)
+    y = jnp.log(p) - jnp.log1p(-p)
+    log_det = jnp.log1p(-2 * alpha) + jax.nn.softplus(y) + jax.nn.softplus(-y)
+    return y, _sum_over_event(log_det)
+
+
+def inverse_logit_transform(y: Array, alpha: float = 0.05) -> tuple[Array, Array]:
+    """Inverse of `logit_transform`: ``x = (sigmoid(y) - alpha) / (1 - 2 alpha)``.
+
+    ``log|det J| = sum_event [log sigmoid(y) + log(1 - sigmoid(y)) - log(1 - 2 alpha)]
+                 = -sum_event [softplus(y) + softplus(-y) + log(1 - 2 alpha)]``,
+    the negative of the forward log-determinant.
+
+    Args:
+        y: ``[B, *event]`` real values.
+        alpha: the forward transform's ``alpha``.
+
+    Returns:
+        ``(x [B, *event], log_det [B])``.
+    """
+    y = jnp.asarray(y, jnp.float32)
+    x = (jax.nn.sigmoid(y) - alpha) / (1 - 2 * alpha)
+    log_det = -(jnp.log1p(-2 * alpha) + jax.nn.softplus(y) + jax.nn.softplus(-y))
+    return x, _sum_over_event(log_det)
+
+
+def binarize_static(x: Array, threshold: float) -> Array:
+    """Static binarization ``1[x >= threshold]`` as int32 (e.g. threshold 8 for digits)."""
+    return (x >= threshold).astype(jnp.int32)
+
+
+def binarize_dynamic(key: PRNGKey, probs: Array) -> Array:
+    """Dynamic binarization: an independent Bernoulli draw per pixel, ``P(1) = probs``.
+
+    Redrawn every epoch/step, this regularizes binary models on grayscale data
+    (Salakhutdinov & Murray, 2008). Get ``probs`` with `scale_to_unit`.
+
+    Args:
+        key: PRNG key.
+        probs: intensities in ``[0, 1]``, any shape.
+
+    Returns:
+        int32 array in ``{0, 1}`` shaped like ``probs``.
+    """
+    return jax.random.bernoulli(key, probs).astype(jnp.int32)

@@ -1,0 +1,123 @@
+"""A `Dataset` from tensorflow-datasets, read by random access without TensorFlow.
+
+Reading goes through ``tfds.data_source``, which serves the ``array_record`` files of a
+prepared data set from plain Python; TensorFlow is not needed. The data set must have been
+prepared in the ``array_record`` format once, on a machine with network access::
+
+    tfds build mnist --file_format=array_record [--data_dir=DIR]
+
+or, from Python::
+
+    import tensorflow_datasets as tfds
+    tfds.builder("mnist", data_dir=DIR, file_format="array_record").download_and_prepare()
+
+and ``DIR`` (default ``~/tensorflow_datasets`` or ``$TFDS_DATA_DIR``) copied to the machine
+that trains. With ``download=True`` the loader prepares it itself (this needs network, and
+for most data sets TensorFlow or Apache Beam to build).
+
+Splits use the TFDS split syntax (``"train[:90%]"``, ``"train[90%:]"``, ``"test"``).
+Images come out as ``[N, H, W, C]`` int32 levels; uint8 images have 256 levels unless
+``num_levels`` says otherwise.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from jaxgen.data.dataset import Dataset
+
+_READ_CHUNK = 4096
+
+
+def _build_hint(name: str, data_dir: str | os.PathLike | None) -> str:
+    dir_flag = f" --data_dir={data_dir}" if data_dir else ""
+    return (f"Prepare it once on a machine with network access with "
+            f"`tfds build {name} --file_format=array_record{dir_flag}` (or "
+            f"`tfds.builder({name!r}, file_format='array_record').download_and_prepare()`) "
+            f"and copy the data directory here, or set download=True.")
+
+
+def _open_source(name: str, split: str, data_dir, download: bool):
+    """``tfds.data_source`` with errors that say how to get the data."""
+    import tensorflow_datasets as tfds
+
+    try:
+        return tfds.data_source(name, split=split, data_dir=data_dir, download=download,
+                                builder_kwargs={"file_format": "array_record"})
+    except tfds.core.registered.DatasetNotFoundError as error:
+        raise ValueError(f"tensorflow-datasets has no data set named {name!r}") from error
+    except Exception as error:  # not prepared, wrong file format, no network, ...
+        location = data_dir or os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets")
+        raise FileNotFoundError(
+            f"could not open tfds data set {name!r} (split {split!r}) as array_record "
+            f"from data_dir {str(location)!r}: {type(error).__name__}: {error}. "
+            + _build_hint(name, data_dir)) from error
+
+
+def _read_all(source, key: str) -> np.ndarray:
+    """Stacks ``example[key]`` over every record of a random-access data source."""
+    num_records = len(source)
+    if num_records == 0:
+        raise ValueError(f"{source!r} is empty")
+    values: list[Any] = []
+    for start in range(0, num_records, _READ_CHUNK):
+        index = list(range(start, min(start + _READ_CHUNK, num_records)))
+        try:
+            examples = source.__getitems__(index)  # one batched read
+        except (AttributeError, TypeError, NotImplementedError):
+            examples = [source[i] for i in index]
+        try:
+            values.extend(example[key] for example in examples)
+        except KeyError as error:
+            raise KeyError(f"records of {source!r} have no feature {key!r}; "
+                           f"features: {sorted(examples[0])}") from error
+    return np.stack([np.asarray(value) for value in values])
+
+
+def load_tfds(tfds_name: str, *, data_dir: str | os.PathLike | None = None,
+              train_split: str = "train[:90%]", valid_split: str = "train[90%:]",
+              test_split: str = "test", image_key: str = "image",
+              num_levels: int | None = None, download: bool = False) -> Dataset:
+    """Loads one feature of a TFDS data set into memory as a `Dataset`.
+
+    Args:
+        tfds_name: registered TFDS name, optionally with config/version (``"mnist"``,
+            ``"cifar10"``, ``"binarized_mnist"``).
+        data_dir: TFDS data directory; ``None`` uses ``$TFDS_DATA_DIR`` or
+            ``~/tensorflow_datasets``.
+        train_split: TFDS split spec of the training set.
+        valid_split: TFDS split spec of the validation set.
+        test_split: TFDS split spec of the test set.
+        image_key: feature to read from each record (``"image"``).
+        num_levels: number of discrete levels; ``None`` means 256 for uint8 features,
+            2 for bool, and continuous (float32) for floating features.
+        download: let TFDS download and prepare the data if it is missing. Off by
+            default: nothing is downloaded behind the user's back.
+
+    Returns:
+        The validated `Dataset`: integer features as int32 (``[N, H, W, C]`` for images),
+        floating features as float32.
+
+    Raises:
+        ValueError: ``tfds_name`` is not a registered data set, or the data are invalid.
+        FileNotFoundError: the data set is not prepared as array_record in ``data_dir``
+            (the message gives the ``tfds build`` command).
+        KeyError: the records have no ``image_key`` feature.
+    """
+    specs = {"train": train_split, "valid": valid_split, "test": test_split}
+    splits = {split: _read_all(_open_source(tfds_name, spec, data_dir, download), image_key)
+              for split, spec in specs.items()}
+    dtype = splits["train"].dtype
+    if num_levels is None:
+        if dtype == np.uint8:
+            num_levels = 256
+        elif dtype == np.bool_:
+            num_levels = 2
+        elif not np.issubdtype(dtype, np.floating):
+            raise ValueError(f"cannot infer num_levels for feature {image_key!r} of dtype "
+                             f"{dtype}; set num_levels")
+    if num_levels is not None:
+        splits = {split: data.astype(np.int32) for split, data in splits.items()}
+    return Dataset(name=tfds_name, num_levels=num_levels, **splits)
