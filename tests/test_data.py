@@ -189,7 +189,6 @@ def test_npz_errors(tmp_path):
         load_npz(tmp_path / "levels.npz", num_levels=2)
 
 
-@pytest.mark.skipif(not BINARIZED_MNIST.exists(), reason=f"{BINARIZED_MNIST} not present")
 def test_real_binarized_mnist_through_config():
     ds = load_dataset(ml_collections.ConfigDict({"name": "npz", "path": str(BINARIZED_MNIST),
                                                  "num_levels": 2}))

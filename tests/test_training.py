@@ -174,3 +174,29 @@ def test_resume_with_other_config_refuses_and_keeps_files(tmp_path):
     with pytest.raises(ValueError, match="optim.lr"):
         train(fx.TinyFlow(2, rngs=nnx.Rngs(0)), fx.tiny_data(), cfg, str(tmp_path))
     assert sorted(os.listdir(tmp_path / "checkpoints")) == before
+
+
+def test_cached_epoch_order_gives_the_reference_batches():
+    """The step's cached per-epoch order yields exactly batch_at_step's batches."""
+    from jaxgen.data.batching import batch_at_step
+
+    class Recorder(nnx.Module):
+        def __init__(self):
+            self.event_shape = (1,)
+            self.w = nnx.Param(jnp.zeros(()))
+
+        def log_prob(self, x):
+            return -(x[:, 0] - self.w[...]) ** 2
+
+    data = jnp.arange(23, dtype=jnp.float32)[:, None]
+    graphdef, params, rest = split_model(Recorder())
+    opt = make_optimizer(ml_collections.ConfigDict(dict(name="sgd", lr=0.0)), 10)
+    seen = []
+    loss = lambda m, b, k: (jnp.mean(-m.log_prob(b)), {"first": b[0, 0], "sum": b.sum()})
+    step = jax.jit(make_train_step(graphdef, opt, batch_size=5, loss_fn=loss))
+    state = init_train_state(params, rest, opt, num_examples=23)
+    key = jax.random.key(7)
+    for t in range(13):  # crosses three epochs of 4 batches
+        state, m = step(state, data, key, key)
+        ref = batch_at_step(data, key, t, 5)
+        assert float(m["first"]) == float(ref[0, 0]) and float(m["sum"]) == float(ref.sum()), t

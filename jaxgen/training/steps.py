@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxgen.data.batching import batch_at_step
+from jaxgen.data.batching import batch_at_step, batch_from_order, epoch_order, steps_per_epoch
 from jaxgen.training.state import TrainState, merge_model, split_model
 
 LossFn = Callable
@@ -50,7 +50,17 @@ def make_train_step(graphdef, optimizer: optax.GradientTransformation, *, batch_
 
     def one_step(state: TrainState, train_data, shuffle_key, step_key):
         key = jax.random.fold_in(step_key, state.step)
-        batch = batch_at_step(train_data, shuffle_key, state.step, batch_size)
+        order = state.data_order
+        if order is None:
+            batch = batch_at_step(train_data, shuffle_key, state.step, batch_size)
+        else:
+            per_epoch = steps_per_epoch(train_data.shape[0], batch_size)
+            order = jax.lax.cond(
+                state.step % per_epoch == 0,
+                lambda: epoch_order(shuffle_key, state.step // per_epoch,
+                                    train_data.shape[0]).astype(jnp.int32),
+                lambda: order)
+            batch = batch_from_order(train_data, order, state.step, batch_size)
         if batch_sharding is not None:
             batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
         if preprocess_fn is not None:
@@ -86,6 +96,7 @@ def make_train_step(graphdef, optimizer: optax.GradientTransformation, *, batch_
             ema_params=new_ema,
             extra=keep(new_extra, state.extra),
             bad_step=jnp.where((state.bad_step < 0) & ~ok, state.step, state.bad_step),
+            data_order=order,
         )
         metrics = dict(metrics, loss=loss, grad_norm=optax.tree.norm(grads))
         return new_state, metrics
