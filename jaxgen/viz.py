@@ -96,7 +96,10 @@ def save_image_grid(path: str | os.PathLike, images, num_levels: int | None = No
     return grid
 
 
-def _extent_of(points: np.ndarray, margin: float = 0.1) -> tuple[float, float, float, float]:
+def data_extent(points, margin: float = 0.1) -> tuple[float, float, float, float]:
+    """``(xmin, xmax, ymin, ymax)`` around the central 99% of ``points [N, 2]``, plus a
+    ``margin`` (fraction of the span) on each side."""
+    points = _check_2d("points", points)
     lo, hi = np.percentile(points, 0.5, axis=0), np.percentile(points, 99.5, axis=0)
     span = np.maximum(hi - lo, 1e-6)
     lo, hi = lo - margin * span, hi + margin * span
@@ -127,7 +130,7 @@ def plot_2d_samples(path: str | os.PathLike, samples, data=None, *,
     panels = [("samples", samples)]
     if data is not None:
         panels.insert(0, ("data", _check_2d("data", data)))
-    extent = tuple(extent) if extent is not None else _extent_of(panels[0][1])
+    extent = tuple(extent) if extent is not None else data_extent(panels[0][1])
     fig = Figure(figsize=(4 * len(panels), 4))
     for i, (name, points) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1)
@@ -242,5 +245,5 @@ def plot_chain_trace(path: str | os.PathLike, values, *, names: Sequence[str] | 
     _save_figure(fig, path, dpi)
 
 
-__all__ = ["density_grid", "image_grid", "plot_2d_density", "plot_2d_samples",
+__all__ = ["data_extent", "density_grid", "image_grid", "plot_2d_density", "plot_2d_samples",
            "plot_chain_trace", "save_image_grid", "to_uint8"]

@@ -1,0 +1,137 @@
+"""Model builders: ``config.model.name`` -> an NNX model for a data set.
+
+Each entry says which data its ``log_prob`` accepts and which ``config.model`` fields it
+reads (with their defaults; `experiments.configs.common.model_config` copies them into a
+config, and validation rejects any other field). A new family adds itself with::
+
+    @register("made", data_kind="discrete", hidden_sizes=(500,), num_masks=1)
+    def _made(model_config, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
+        return MADE(data.event_shape, data.num_levels, tuple(model_config.hidden_sizes),
+                    rngs=rngs)
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+from flax import nnx
+
+from jaxgen.baselines import DiagonalGaussian, FactorizedBernoulli, FactorizedCategorical
+
+# What a model's log_prob accepts:
+#   "discrete":   integer levels 0..num_levels-1;
+#   "binary":     integer levels in {0, 1};
+#   "continuous": floats; discrete data are seen through uniform dequantization.
+DATA_KINDS = ("discrete", "binary", "continuous")
+
+
+class ModelData(NamedTuple):
+    """The data as the model sees it (after dequantization, if any).
+
+    Attributes:
+      event_shape: shape of one example.
+      num_levels: levels of discrete inputs, ``None`` for continuous ones.
+      train: ``[N, *event_shape]`` training inputs, for data-dependent initialization.
+    """
+
+    event_shape: tuple[int, ...]
+    num_levels: int | None
+    train: np.ndarray
+
+
+class ModelSpec(NamedTuple):
+    """A registry entry: ``build_fn(model_config, data, rngs) -> model``."""
+
+    build_fn: Callable[[Any, ModelData, nnx.Rngs], nnx.Module]
+    data_kind: str
+    defaults: dict
+    description: str
+
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register(name: str, *, data_kind: str, **defaults):
+    """Decorator adding ``build_fn`` to `MODELS` under ``name`` with its config defaults."""
+    if data_kind not in DATA_KINDS:
+        raise ValueError(f"data_kind must be one of {DATA_KINDS}, got {data_kind!r}")
+
+    def add(build_fn):
+        if name in MODELS:
+            raise ValueError(f"model {name!r} is already registered")
+        doc = (build_fn.__doc__ or "").strip().splitlines()
+        MODELS[name] = ModelSpec(build_fn, data_kind, dict(defaults), doc[0] if doc else "")
+        return build_fn
+
+    return add
+
+
+def get_spec(name: str) -> ModelSpec:
+    if name not in MODELS:
+        raise ValueError(f"config.model.name={name!r} is not a registered model; "
+                         f"known models: {sorted(MODELS)}")
+    return MODELS[name]
+
+
+def check_data_compatible(name: str, num_levels: int | None, dequantize: str) -> None:
+    """Raises ValueError, naming the config keys, if model ``name`` cannot fit the data.
+
+    Args:
+      name: registered model name.
+      num_levels: the data set's ``num_levels`` (None for continuous data).
+      dequantize: ``config.data.dequantize``.
+    """
+    kind = get_spec(name).data_kind
+    data = "continuous data" if num_levels is None else f"discrete data ({num_levels} levels)"
+    if kind == "continuous":
+        if num_levels is not None and dequantize == "none":
+            raise ValueError(f"config.model.name={name!r} is a continuous model but the data "
+                             f"are {data}: set config.data.dequantize='uniform'")
+        if num_levels is None and dequantize != "none":
+            raise ValueError(f"config.data.dequantize={dequantize!r} needs discrete data, got "
+                             "continuous data: set config.data.dequantize='none'")
+        return
+    if num_levels is None or dequantize != "none":
+        raise ValueError(f"config.model.name={name!r} models discrete levels but the model "
+                         f"would see {data if dequantize == 'none' else 'dequantized floats'}"
+                         + ("; set config.data.dequantize='none'" if dequantize != "none"
+                            else ""))
+    if kind == "binary" and num_levels != 2:
+        raise ValueError(f"config.model.name={name!r} needs binary data but the data have "
+                         f"{num_levels} levels (for digits set config.data.binarize=True)")
+
+
+def build_model(model_config, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
+    """Builds ``MODELS[model_config.name]`` for ``data``."""
+    return get_spec(model_config.name).build_fn(model_config, data, rngs)
+
+
+# ------------------------------------------------------------------------------------------
+# Baselines.
+
+
+@register("factorized_categorical", data_kind="discrete", init_from_counts=False,
+          pseudocount=1.0)
+def _factorized_categorical(model_config, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
+    """One categorical per dimension; ``init_from_counts`` starts at the smoothed MLE."""
+    if model_config.init_from_counts:
+        return FactorizedCategorical.from_counts(data.train, data.num_levels,
+                                                 float(model_config.pseudocount), rngs=rngs)
+    return FactorizedCategorical(data.event_shape, data.num_levels, rngs=rngs)
+
+
+@register("factorized_bernoulli", data_kind="binary", init_from_counts=False, pseudocount=1.0)
+def _factorized_bernoulli(model_config, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
+    """One Bernoulli per dimension; ``init_from_counts`` starts at the smoothed MLE."""
+    if model_config.init_from_counts:
+        return FactorizedBernoulli.from_counts(data.train, float(model_config.pseudocount),
+                                               rngs=rngs)
+    return FactorizedBernoulli(data.event_shape, rngs=rngs)
+
+
+@register("diagonal_gaussian", data_kind="continuous", init_from_moments=False)
+def _diagonal_gaussian(model_config, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
+    """Diagonal Gaussian; ``init_from_moments`` starts at the closed-form MLE."""
+    if model_config.init_from_moments:
+        return DiagonalGaussian.from_moments(data.train, rngs=rngs)
+    return DiagonalGaussian(data.event_shape, rngs=rngs)
