@@ -135,3 +135,20 @@ def _diagonal_gaussian(model_config, data: ModelData, rngs: nnx.Rngs) -> nnx.Mod
     if model_config.init_from_moments:
         return DiagonalGaussian.from_moments(data.train, rngs=rngs)
     return DiagonalGaussian(data.event_shape, rngs=rngs)
+
+
+# ------------------------------------------------------------------------------------------
+# Other families: every module of experiments/families registers its own builders.
+
+
+def _import_families() -> None:
+    import importlib
+    import pkgutil
+
+    import experiments.families as families
+
+    for module in sorted(m.name for m in pkgutil.iter_modules(families.__path__)):
+        importlib.import_module(f"experiments.families.{module}")
+
+
+_import_families()
