@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 from typing import Protocol
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import xlogy

@@ -42,11 +42,10 @@ def sample_bernoulli(key: PRNGKey, logits: Array,
     Returns:
       int32 array of 0/1 of shape ``shape``.
     """
-    logits = jnp.asarray(logits)
-    shape = resolve_sample_shape(shape, logits.shape)
-    u = jax.random.uniform(key, shape, logits.dtype if jnp.issubdtype(
-        logits.dtype, jnp.floating) else jnp.float32)
-    return (u < jax.nn.sigmoid(logits)).astype(jnp.int32)
+    probs = jax.nn.sigmoid(jnp.asarray(logits))  # floating for any input dtype
+    shape = resolve_sample_shape(shape, probs.shape)
+    u = jax.random.uniform(key, shape, probs.dtype)
+    return (u < probs).astype(jnp.int32)
 
 
 __all__ = ["bernoulli_log_prob", "sample_bernoulli"]

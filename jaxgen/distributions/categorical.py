@@ -147,6 +147,16 @@ def categorical_log_prob(logits: Array, x: Array) -> Array:
 # Inverse CDF.
 
 
+def _count_leq_step(_, carry):
+    """One halving step of `_count_leq`. Module-level, with every input in the carry, so
+    eager calls reuse the traced and compiled loop instead of recompiling it each time."""
+    table, row_start, u, n, step, count = carry
+    candidate = count + step
+    value = table.at[row_start + jnp.minimum(candidate, n) - 1].get(mode="promise_in_bounds")
+    count = jnp.where((candidate <= n) & (value <= u), candidate, count)
+    return table, row_start, u, n, step // 2, count
+
+
 def _count_leq(table: Array, row_start: Array | int, u: Array, n: int) -> Array:
     """Branchless binary search: ``#{j < n : table[row_start + j] <= u}`` per entry of u.
 
@@ -156,14 +166,9 @@ def _count_leq(table: Array, row_start: Array | int, u: Array, n: int) -> Array:
     `lax.fori_loop` (unrolling it makes XLA keep ``k`` live buffers and runs slower).
     """
     num_steps = n.bit_length()
-
-    def body(i, count):
-        candidate = count + jnp.right_shift(1 << max(num_steps - 1, 0), i)
-        value = table.at[row_start + jnp.minimum(candidate, n) - 1].get(
-            mode="promise_in_bounds")
-        return jnp.where((candidate <= n) & (value <= u), candidate, count)
-
-    return jax.lax.fori_loop(0, num_steps, body, jnp.zeros(u.shape, jnp.int32))
+    carry = (table, jnp.asarray(row_start, jnp.int32), u, jnp.int32(n),
+             jnp.int32(1 << max(num_steps - 1, 0)), jnp.zeros(u.shape, jnp.int32))
+    return jax.lax.fori_loop(0, num_steps, _count_leq_step, carry)[-1]
 
 
 def sample_inverse_cdf(key: PRNGKey, probs: Array,

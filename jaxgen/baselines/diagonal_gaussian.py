@@ -1,0 +1,62 @@
+"""Diagonal Gaussian: ``p(x) = prod_d N(x_d; mean_d, exp(log_std_d)^2)``."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxgen.baselines.factorized_categorical import _check_training_data, check_event_batch
+from jaxgen.distributions.gaussian import gaussian_log_prob, sample_gaussian
+from jaxgen.types import Array, PRNGKey
+
+
+class DiagonalGaussian(nnx.Module):
+    """Gaussian with a diagonal covariance over continuous data.
+
+    Attributes:
+      event_shape: shape of one example.
+      mean, log_std: ``nnx.Param [*event_shape]``; zeros (standard normal) at init.
+    """
+
+    def __init__(self, event_shape: Sequence[int], *, rngs: nnx.Rngs):
+        del rngs  # deterministic init
+        self.event_shape = tuple(int(d) for d in event_shape)
+        self.mean = nnx.Param(jnp.zeros(self.event_shape))
+        self.log_std = nnx.Param(jnp.zeros(self.event_shape))
+
+    @classmethod
+    def from_moments(cls, data, *, min_std: float = 1e-6,
+                     rngs: nnx.Rngs | None = None) -> "DiagonalGaussian":
+        """Maximum likelihood: ``mean = E[x]``, ``std = sqrt(E[(x - mean)^2])`` (ddof 0).
+
+        ``min_std`` floors the std of (near-)constant dimensions, whose MLE density is
+        infinite. Statistics are computed in float64.
+        """
+        data = _check_training_data(data, f"{cls.__name__}.from_moments")
+        data = data.astype(np.float64)
+        model = cls(data.shape[1:], rngs=rngs or nnx.Rngs(0))
+        model.mean[...] = jnp.asarray(data.mean(axis=0), jnp.float32)
+        model.log_std[...] = jnp.asarray(np.log(np.maximum(data.std(axis=0), min_std)),
+                                         jnp.float32)
+        return model
+
+    def log_prob(self, x: Array) -> Array:
+        """``[B, *event_shape]`` floats -> ``[B]`` log density in nats.
+
+        Raises TypeError for non-floating data (discrete data must be dequantized first).
+        """
+        x = check_event_batch(x, self.event_shape, type(self).__name__)
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            raise TypeError(f"{type(self).__name__}.log_prob expects floating data, got dtype "
+                            f"{x.dtype}; dequantize or convert discrete data first")
+        log_probs = gaussian_log_prob(self.mean[...], self.log_std[...], x)  # [B, *E]
+        return jnp.sum(log_probs.reshape(x.shape[0], -1), axis=-1)
+
+    def sample(self, key: PRNGKey, n: int) -> Array:
+        """``n`` draws ``mean + exp(log_std) * eps``, ``[n, *event_shape]`` float32."""
+        return sample_gaussian(key, self.mean[...], self.log_std[...], (n, *self.event_shape))
+
+
+__all__ = ["DiagonalGaussian"]
