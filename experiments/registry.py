@@ -32,11 +32,14 @@ class ModelData(NamedTuple):
       event_shape: shape of one example.
       num_levels: levels of discrete inputs, ``None`` for continuous ones.
       train: ``[N, *event_shape]`` training inputs, for data-dependent initialization.
+      dequantized_levels: ``K`` when the inputs are uniformly dequantized discrete levels,
+        ``(x + u) / K`` in ``[0, 1)`` (a flow then starts with a logit layer), else ``None``.
     """
 
     event_shape: tuple[int, ...]
     num_levels: int | None
     train: np.ndarray
+    dequantized_levels: int | None = None
 
 
 class ModelSpec(NamedTuple):

@@ -54,7 +54,7 @@ RESULT_KEYS = (
     "compile_s", "sample_time_s", "num_samples", "seed", "environment", "config")
 # fold_in indices of the keys derived from the config seed (and the numpy seed offset of
 # the dequantization noise for data-dependent init): one per use, no shared streams.
-_TEST_KEY, _VALID_KEY, _SAMPLE_KEY, _PLOT_KEY, _INIT_DATA_KEY = 11, 12, 13, 14, 15
+_TEST_KEY, _VALID_KEY, _SAMPLE_KEY, _PLOT_KEY, _INIT_DATA_KEY, _HOOK_KEY = 11, 12, 13, 14, 15, 16
 
 
 class WorkdirError(RuntimeError):
@@ -300,7 +300,8 @@ def build_experiment(config) -> Experiment:
         train_view = np.asarray(dequantize(dataset.train, noise, k))
     model_data = registry.ModelData(
         event_shape=dataset.event_shape, num_levels=None if deq == "uniform" else
-        dataset.num_levels, train=train_view)
+        dataset.num_levels, train=train_view,
+        dequantized_levels=dataset.num_levels if deq == "uniform" else None)
     model = registry.build_model(config.model, model_data, nnx.Rngs(int(config.seed)))
     return Experiment(config, dataset, model, preprocess_fn, offset)
 
@@ -435,6 +436,17 @@ def _last_logged_steps_per_s(workdir: str) -> float:
     return rate
 
 
+def run_hooks(model_name: str):
+    """The optional ``run_hooks`` of a model's registry builder (None for most models).
+
+    A builder may carry ``build_fn.run_hooks`` with ``train_kwargs(config, dataset) -> dict``
+    (extra `jaxgen.training.train` arguments: ``loss_fn``, ``extra_init``) and
+    ``prepare_eval(config, dataset, model, key) -> (model, dict)`` (run after training and
+    before evaluation, e.g. setting an energy model's ``log Z``; the dict joins the results).
+    """
+    return getattr(registry.get_spec(model_name).build_fn, "run_hooks", None)
+
+
 def run_experiment(config, workdir: str) -> dict:
     """Trains and evaluates the model ``config`` describes; writes and returns the results.
 
@@ -468,11 +480,17 @@ def run_experiment(config, workdir: str) -> dict:
     _write_json(os.path.join(workdir, "config.json"), config_dict)
     logging.info("training %s on %s in %s", config.model.name, exp.dataset, workdir)
 
-    result = train(exp.model, exp.dataset, config, workdir, preprocess_fn=exp.preprocess_fn)
+    hooks = run_hooks(config.model.name)
+    result = train(exp.model, exp.dataset, config, workdir, preprocess_fn=exp.preprocess_fn,
+                   **(hooks.train_kwargs(config, exp.dataset) if hooks else {}))
     model = result.model
 
     t_eval = time.perf_counter()
     base_key = jax.random.key(int(config.seed))
+    hook_results = {}
+    if hooks:  # e.g. an energy model estimates its log Z before the test NLL
+        model, hook_results = hooks.prepare_eval(config, exp.dataset, model,
+                                                 jax.random.fold_in(base_key, _HOOK_KEY))
     model_nll = {
         split: evaluate_nll(model, getattr(exp.dataset, split),
                             batch_size=int(config.eval.batch_size),
@@ -509,6 +527,7 @@ def run_experiment(config, workdir: str) -> dict:
         "sample_time_s": sample_time_s,
         "sample_compile_s": sample_compile_s,
         "files": {name: os.path.basename(path) for name, path in files.items()},
+        **hook_results,
     }
     for split, nll in model_nll.items():
         results[f"{split}_nll_nats"] = nll + exp.nll_offset_nats

@@ -1,0 +1,7 @@
+"""glow on the 2D `checkerboard` density (jaxgen.data.toy2d)
+"""
+from experiments.configs import _flows
+
+
+def get_config():
+    return _flows.toy_config("glow", "checkerboard")

@@ -1,0 +1,7 @@
+"""nice on the 2D `8gaussians` density (jaxgen.data.toy2d)
+"""
+from experiments.configs import _flows
+
+
+def get_config():
+    return _flows.toy_config("nice", "8gaussians")

@@ -1,0 +1,354 @@
+"""Flow models: NICE, RealNVP (vectors and multi-scale images), Glow; `build_flow`.
+
+Every model is a `TransformedDistribution` over the data's event shape (``log_prob(x) ->
+[B]`` in nats, ``sample(key, n, temperature=1.0)``), built from a normalizing chain written
+in the papers' order (data -> latent). On discrete data the model sees uniformly dequantized
+values ``y = (x + u) / K`` in ``[0, 1)`` (`dequantize_fn` gives the train loop's
+``preprocess_fn``) and starts with RealNVP's `Logit` layer, so its density is on
+``[0, 1)^D`` and ``NLL_discrete <= NLL + D log K`` (`jaxgen.metrics.bits_per_dim` with
+``num_levels=K``).
+
+Deep stacks of identical layers (Glow's K steps per level, RealNVP's vector coupling pairs)
+go through `Repeat` (one traced layer, ``lax.scan`` over stacked parameters).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from jaxgen.data.preprocessing import uniform_dequantize
+from jaxgen.flows.actnorm import ActNorm, initialize
+from jaxgen.flows.additive_coupling import AdditiveCoupling
+from jaxgen.flows.affine_coupling import AffineCoupling
+from jaxgen.flows.base import Bijector, Inverse, chain_in_order
+from jaxgen.flows.batch_norm import BatchNorm
+from jaxgen.flows.conv1x1 import Conv1x1, Conv1x1LU
+from jaxgen.flows.distributions import StandardLogistic, StandardNormal, TransformedDistribution
+from jaxgen.flows.logit import Logit
+from jaxgen.flows.multiscale import MultiScale
+from jaxgen.flows.repeat import Repeat
+from jaxgen.flows.reshape import Reshape
+from jaxgen.flows.scaling import Scaling
+from jaxgen.flows.spline_coupling import SplineCoupling
+from jaxgen.nn.mlp import MLP
+from jaxgen.nn.resnet import GlowCNN, ResNet
+
+NORMALIZATIONS = ("none", "actnorm", "batchnorm")
+
+
+def _data_layers(event_shape, logit_alpha, flatten: bool) -> list[Bijector]:
+    """Logit (for data in [0, 1]) and flattening, in the normalizing direction."""
+    layers: list[Bijector] = []
+    if logit_alpha is not None:
+        layers.append(Logit(float(logit_alpha)))
+    if flatten and len(event_shape) != 1:
+        layers.append(Reshape(event_shape, (math.prod(event_shape),)))
+    return layers
+
+
+def _norm_layer(kind: str, num_channels: int) -> list[Bijector]:
+    if kind not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {kind!r}")
+    if kind == "actnorm":
+        return [ActNorm(num_channels)]
+    if kind == "batchnorm":
+        return [BatchNorm(num_channels)]
+    return []
+
+
+class NICE(TransformedDistribution):
+    """NICE (Dinh et al., 2014): additive couplings on alternating halves, a diagonal
+    scaling, a standard logistic prior.
+
+    Normalizing direction: ``[Logit] -> [flatten] -> AdditiveCoupling x num_couplings
+    -> Scaling``. ``log p(x) = log p_logistic(h) + sum(log_scale)`` (+ the logit's log-det).
+
+    Args:
+      event_shape: shape of one example (images are flattened).
+      num_couplings: number of additive couplings (4 in the paper).
+      hidden_features, num_hidden_layers: the MLP conditioners (1000 x 5 in the paper).
+      logit_alpha: apply `Logit(alpha)` first (data in [0, 1]); None for real data.
+      rngs: NNX random streams.
+    """
+
+    def __init__(self, event_shape: Sequence[int], *, num_couplings: int = 4,
+                 hidden_features: int = 256, num_hidden_layers: int = 4,
+                 logit_alpha: float | None = None, rngs: nnx.Rngs):
+        event_shape = tuple(event_shape)
+        d = math.prod(event_shape)
+        layers = _data_layers(event_shape, logit_alpha, flatten=True)
+        for i in range(num_couplings):
+            layers.append(AdditiveCoupling(
+                MLP(d, hidden_features, d, num_hidden_layers, rngs=rngs), "alternate", i % 2))
+        layers.append(Scaling((d,)))
+        super().__init__(StandardLogistic((d,)), Inverse(chain_in_order(layers)), event_shape)
+
+
+class RealNVP(TransformedDistribution):
+    """RealNVP (Dinh et al., 2017) with a standard normal prior.
+
+    ``architecture="vector"``: ``[Logit] -> [flatten] -> [ActNorm] -> (AffineCoupling(half)
+    -> norm -> AffineCoupling(other half) -> norm) x num_couplings/2`` with MLP
+    conditioners; the pairs are stacked and scanned (`Repeat`).
+
+    ``architecture="multiscale"`` (images ``[H, W, C]``): ``num_scales`` levels; each but the
+    last is 3 checkerboard couplings, squeeze, 3 channel-wise couplings, then half the
+    channels are factored out (`MultiScale`); the last level is 4 checkerboard couplings.
+    Conditioners are small ResNets.
+
+    ``coupling="spline"`` swaps affine couplings for rational-quadratic spline couplings
+    (neural spline flows) in either architecture.
+
+    Args:
+      event_shape: shape of one example.
+      architecture: "vector" or "multiscale".
+      num_couplings: vector: number of couplings (even).
+      hidden_features, num_hidden_layers: vector: the MLP conditioners.
+      num_scales, hidden_channels, num_blocks: multiscale: levels and ResNet size.
+      normalization: "none", "actnorm" or "batchnorm" after every coupling (BatchNorm
+        needs `train_mode_nll_loss` to update its running statistics).
+      scale_fn: the affine couplings' log-scale bound (`AffineCoupling`).
+      coupling: "affine" or "spline".
+      num_bins, spline_bound: spline couplings.
+      logit_alpha: apply `Logit(alpha)` first (data in [0, 1]); None for real data.
+      rngs: NNX random streams.
+    """
+
+    def __init__(self, event_shape: Sequence[int], *, architecture: str = "vector",
+                 num_couplings: int = 8, hidden_features: int = 256, num_hidden_layers: int = 2,
+                 num_scales: int = 2, hidden_channels: int = 32, num_blocks: int = 2,
+                 normalization: str = "actnorm", scale_fn: str = "tanh",
+                 coupling: str = "affine", num_bins: int = 8, spline_bound: float = 4.0,
+                 logit_alpha: float | None = None, rngs: nnx.Rngs):
+        event_shape = tuple(event_shape)
+        if coupling not in ("affine", "spline"):
+            raise ValueError(f"coupling must be 'affine' or 'spline', got {coupling!r}")
+        self.coupling_kind = coupling
+
+        def make_coupling(net_fn, channels, mask, parity):
+            if coupling == "spline":
+                k = SplineCoupling.params_per_entry(num_bins)
+                return SplineCoupling(net_fn(k), num_bins, spline_bound, mask, parity)
+            return AffineCoupling(net_fn(2), channels, mask, parity, scale_fn)
+
+        layers = _data_layers(event_shape, logit_alpha, flatten=architecture == "vector")
+        if architecture == "vector":
+            d = math.prod(event_shape)
+            if num_couplings < 2 or num_couplings % 2:
+                raise ValueError(f"num_couplings must be even and >= 2, got {num_couplings}")
+            layers += _norm_layer("actnorm" if normalization == "actnorm" else "none", d)
+
+            def pair(rngs):
+                mlp = lambda k: MLP(d, hidden_features, k * d, num_hidden_layers, rngs=rngs)
+                return chain_in_order(
+                    [make_coupling(mlp, d, "half", 0)] + _norm_layer(normalization, d)
+                    + [make_coupling(mlp, d, "half", 1)] + _norm_layer(normalization, d))
+
+            layers.append(Repeat(pair, num_couplings // 2, rngs=rngs))
+            base_shape: tuple = (d,)
+        elif architecture == "multiscale":
+            if len(event_shape) != 3:
+                raise ValueError(f"multiscale RealNVP needs images (H, W, C), got {event_shape}")
+
+            def couplings(shape, mask, count):
+                c = shape[-1]
+                resnet = lambda k: ResNet(c, hidden_channels, k * c, num_blocks, rngs=rngs)
+                out = []
+                for i in range(count):
+                    out += [make_coupling(resnet, c, mask, i % 2)] + _norm_layer(normalization, c)
+                return chain_in_order(out)
+
+            def level(shape, index):
+                h, w, c = shape
+                if index == num_scales - 1:
+                    return couplings(shape, "checkerboard", 4)
+                if h % 2 or w % 2:
+                    raise ValueError(f"level {index} of {num_scales} at shape {shape} cannot "
+                                     "be squeezed; use fewer num_scales")
+                inner = level((h // 2, w // 2, 2 * c), index + 1)
+                return MultiScale(before=couplings(shape, "checkerboard", 3),
+                                  after=couplings((h // 2, w // 2, 4 * c), "channel", 3),
+                                  inner=inner)
+
+            layers.append(level(event_shape, 0))
+            base_shape = event_shape
+        else:
+            raise ValueError(f"architecture must be 'vector' or 'multiscale', got "
+                             f"{architecture!r}")
+        super().__init__(StandardNormal(base_shape), Inverse(chain_in_order(layers)),
+                         event_shape)
+
+
+class Glow(TransformedDistribution):
+    """Glow (Kingma & Dhariwal, 2018): ``num_scales`` levels of squeeze -> ``num_steps`` x
+    (ActNorm -> invertible 1x1 conv -> affine coupling) -> split, standard normal prior.
+
+    The K steps of a level are stacked and scanned (`Repeat`). Every level but the last
+    factors out half its channels (`MultiScale`); the last one squeezes only if its height
+    and width are even (28x28 MNIST: 14x14x4 -> 7x7x8 -> 7x7x4 without a third squeeze).
+    Call `jaxgen.flows.initialize` (done by `build_flow`) for ActNorm's data init.
+    On vectors ``(D,)`` (2D densities) it is ``num_scales * num_steps`` steps of ActNorm ->
+    1x1 conv (a learned linear map) -> half-mask affine coupling with MLP conditioners of
+    width ``hidden_channels``.
+
+    Args:
+      event_shape: ``(H, W, C)``.
+      num_scales: L levels.
+      num_steps: K steps per level.
+      hidden_channels: width of the coupling CNNs (512 in the paper).
+      lu_decomposed: LU-parameterized 1x1 convolutions (else plain, slogdet).
+      scale_fn: the couplings' log-scale bound (default Glow's sigmoid).
+      logit_alpha: apply `Logit(alpha)` first (data in [0, 1]); None for real data.
+      rngs: NNX random streams.
+    """
+
+    def __init__(self, event_shape: Sequence[int], *, num_scales: int = 2, num_steps: int = 8,
+                 hidden_channels: int = 64, lu_decomposed: bool = True,
+                 scale_fn: str = "sigmoid", logit_alpha: float | None = None,
+                 rngs: nnx.Rngs):
+        event_shape = tuple(event_shape)
+        conv = Conv1x1LU if lu_decomposed else Conv1x1
+        if len(event_shape) == 1:  # vectors (2D densities): K steps, MLP conditioners
+            d = event_shape[0]
+
+            def vector_step(rngs):
+                mlp = MLP(d, hidden_channels, 2 * d, 2, rngs=rngs)
+                return chain_in_order([ActNorm(d), conv(d, rngs=rngs),
+                                       AffineCoupling(mlp, d, "half", 0, scale_fn)])
+
+            layers = _data_layers(event_shape, logit_alpha, flatten=False)
+            layers.append(Repeat(vector_step, num_steps * num_scales, rngs=rngs))
+            super().__init__(StandardNormal(event_shape), Inverse(chain_in_order(layers)),
+                             event_shape)
+            return
+        if len(event_shape) != 3:
+            raise ValueError(f"Glow needs images (H, W, C) or vectors (D,), got event shape "
+                             f"{event_shape}")
+
+        def steps(c):
+            def step(rngs):
+                return chain_in_order([
+                    ActNorm(c), conv(c, rngs=rngs),
+                    AffineCoupling(GlowCNN(c, hidden_channels, 2 * c, rngs=rngs), c, "channel",
+                                   0, scale_fn)])
+            return Repeat(step, num_steps, rngs=rngs)
+
+        def level(shape, index):
+            h, w, c = shape
+            last = index == num_scales - 1
+            if h % 2 or w % 2:
+                if not last:
+                    raise ValueError(f"Glow level {index} of {num_scales} at shape {shape} "
+                                     "cannot be squeezed; use fewer num_scales")
+                return steps(c)
+            if last:
+                return MultiScale(after=steps(4 * c), split=False)
+            return MultiScale(after=steps(4 * c), inner=level((h // 2, w // 2, 2 * c), index + 1))
+
+        layers = _data_layers(event_shape, logit_alpha, flatten=False) + [level(event_shape, 0)]
+        super().__init__(StandardNormal(event_shape), Inverse(chain_in_order(layers)),
+                         event_shape)
+
+
+# ------------------------------------------------------------------------------------------
+# Configs and building.
+
+NICE_DEFAULTS = dict(num_couplings=4, hidden_features=256, num_hidden_layers=4,
+                     logit_alpha=0.05, init_batch_size=512)
+REALNVP_DEFAULTS = dict(architecture="vector", num_couplings=8, hidden_features=256,
+                        num_hidden_layers=2, num_scales=2, hidden_channels=32, num_blocks=2,
+                        normalization="actnorm", scale_fn="tanh", coupling="affine",
+                        num_bins=8, spline_bound=4.0, logit_alpha=0.05, init_batch_size=512)
+GLOW_DEFAULTS = dict(num_scales=2, num_steps=8, hidden_channels=64, lu_decomposed=True,
+                     scale_fn="sigmoid", logit_alpha=0.05, init_batch_size=512)
+FLOW_MODELS = {"nice": (NICE, NICE_DEFAULTS), "realnvp": (RealNVP, REALNVP_DEFAULTS),
+               "glow": (Glow, GLOW_DEFAULTS)}
+
+
+def flow_model_config(name: str, **overrides) -> ml_collections.ConfigDict:
+    """``config.model`` for flow ``name`` (``nice``, ``realnvp``, ``glow``): its defaults
+    (`NICE_DEFAULTS`, ...) then ``overrides``; unknown keys raise ``ValueError``."""
+    if name not in FLOW_MODELS:
+        raise ValueError(f"unknown flow {name!r}; known: {sorted(FLOW_MODELS)}")
+    defaults = FLOW_MODELS[name][1]
+    unknown = sorted(set(overrides) - set(defaults))
+    if unknown:
+        raise ValueError(f"unknown config.model key(s) {unknown} for {name!r}; valid keys: "
+                         f"{sorted(defaults)}")
+    config = ml_collections.ConfigDict({**defaults, **overrides})
+    config.name = name
+    return config
+
+
+def dequantize_fn(num_levels: int | None):
+    """The train loop's ``preprocess_fn`` for a flow: ``(key, x) -> (x + u) / K`` for
+    discrete data (`jaxgen.data.preprocessing.uniform_dequantize`), None for continuous."""
+    if num_levels is None:
+        return None
+
+    def preprocess(key, x):
+        return uniform_dequantize(key, x, num_levels)
+
+    return preprocess
+
+
+def build_flow(model_config, dataset, *, rngs: nnx.Rngs) -> TransformedDistribution:
+    """Builds and data-initializes the flow ``model_config.name`` for ``dataset``.
+
+    Args:
+      model_config: ``name`` in {nice, realnvp, glow} and that model's fields (see
+        `flow_model_config`; missing fields take the defaults).
+      dataset: anything with ``event_shape``, ``num_levels`` and ``train`` (a
+        `jaxgen.data.Dataset`, or the registry's ``ModelData`` whose ``train`` may already
+        be dequantized). On discrete data (``num_levels`` set) the flow starts with
+        ``Logit(model_config.logit_alpha)`` and expects dequantized inputs in ``[0, 1)``.
+      rngs: NNX random streams.
+
+    Returns:
+      The model, with every ActNorm initialized on the first ``init_batch_size`` training
+      examples (dequantized with a fixed key if they are integer levels).
+    """
+    name = model_config["name"]
+    if name not in FLOW_MODELS:
+        raise ValueError(f"config.model.name={name!r} is not a flow; known: "
+                         f"{sorted(FLOW_MODELS)}")
+    cls, defaults = FLOW_MODELS[name]
+    given = {k: v for k, v in dict(model_config).items() if k != "name"}
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ValueError(f"unknown config.model key(s) {unknown} for {name!r}; valid keys: "
+                         f"{sorted(defaults)}")
+    fields = {**defaults, **given}
+    init_batch_size = int(fields.pop("init_batch_size"))
+    num_levels = getattr(dataset, "num_levels", None)
+    if num_levels is None:
+        fields["logit_alpha"] = None
+    model = cls(tuple(dataset.event_shape), rngs=rngs, **fields)
+    batch = np.asarray(dataset.train[:init_batch_size])
+    if np.issubdtype(batch.dtype, np.integer):
+        if num_levels is None:
+            raise ValueError(f"integer training data need dataset.num_levels, got None")
+        batch = uniform_dequantize(jax.random.key(0), batch, num_levels)
+    initialize(model, jnp.asarray(batch, jnp.float32))
+    return model
+
+
+def train_mode_nll_loss(model, batch, key):
+    """``loss_fn`` for `jaxgen.training.train` that runs the flow in training mode
+    (BatchNorm uses batch statistics and updates its running averages); evaluation uses
+    the model as built (running averages)."""
+    del key
+    model.train()
+    loss = -jnp.mean(model.log_prob(batch))
+    return loss, {"nll": loss}
+
+
+__all__ = ["FLOW_MODELS", "GLOW_DEFAULTS", "Glow", "NICE", "NICE_DEFAULTS", "NORMALIZATIONS",
+           "REALNVP_DEFAULTS", "RealNVP", "build_flow", "dequantize_fn", "flow_model_config",
+           "train_mode_nll_loss"]

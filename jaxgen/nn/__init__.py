@@ -1,0 +1,1 @@
+"""Neural-network building blocks: masked layers, gated blocks, attention, conditioners."""
