@@ -21,8 +21,8 @@ from experiments.run import (RESULT_KEYS, WorkdirError, build_experiment, load_c
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_DIR = os.path.join(REPO, "experiments", "configs")
 CONFIG_NAMES = sorted(f[:-3] for f in os.listdir(CONFIG_DIR)
-                      if f.endswith(".py") and f not in ("__init__.py", "common.py",
-                                                         "from_json.py"))
+                      if f.endswith(".py") and not f.startswith("_")
+                      and f not in ("common.py", "from_json.py"))
 # Few steps: keep every run in this file to a couple of seconds.
 FAST = dict(num_steps=200, steps_per_call=100, log_every=100, eval_every=100)
 

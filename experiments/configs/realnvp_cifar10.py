@@ -7,7 +7,7 @@ def get_config():
     return _flows.image_config(
         "realnvp", common.data_config("tfds", tfds_name="cifar10", train_split="train[:95%]",
                                    valid_split="train[95%:]", dequantize="uniform"),
-        train=dict(num_steps=500_000, batch_size=64, steps_per_call=100, log_every=1000,
+        train=dict(num_steps=500_000, batch_size=64, steps_per_call=1, log_every=1000,
                    eval_every=10_000, checkpoint_every=10_000, patience=10, progress=True),
         optim=dict(name="adam", lr=1e-3, schedule="warmup_cosine", warmup_steps=5000,
                    grad_clip_norm=100.0),

@@ -11,7 +11,7 @@ from experiments.configs import _flows, common
 def get_config():
     return _flows.image_config(
         "realnvp", common.data_config("digits", dequantize="uniform"),
-        train=dict(num_steps=6000, batch_size=64, steps_per_call=50, log_every=500,
+        train=dict(num_steps=6000, batch_size=64, steps_per_call=1, log_every=500,
                    eval_every=250, patience=6, progress=False),
         optim=dict(name="adam", lr=1e-3, schedule="cosine", grad_clip_norm=100.0,
                    weight_decay=0.0),

@@ -6,7 +6,7 @@ from experiments.configs import _flows, common
 def get_config():
     return _flows.image_config(
         "realnvp", common.data_config("tfds", tfds_name="mnist", dequantize="uniform"),
-        train=dict(num_steps=100_000, batch_size=64, steps_per_call=100, log_every=1000,
+        train=dict(num_steps=100_000, batch_size=64, steps_per_call=1, log_every=1000,
                    eval_every=5000, checkpoint_every=5000, patience=10, progress=True),
         optim=dict(name="adam", lr=1e-3, schedule="warmup_cosine", warmup_steps=1000,
                    grad_clip_norm=100.0),

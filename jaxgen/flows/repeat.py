@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxgen.flows.base import Bijector, updates_state
+from jaxgen.nn.layer_scan import layer_scan
 
 
 class Repeat(Bijector):
@@ -55,7 +56,7 @@ class Repeat(Bijector):
             return (h, log_det + ld), nnx.state(layer)
 
         init = (x, jnp.zeros(x.shape[:1], jnp.float32))
-        (h, log_det), new_state = jax.lax.scan(body, init, state, reverse=reverse)
+        (h, log_det), new_state = layer_scan(body, init, state, reverse=reverse)
         if updates_state(self.layers):  # ActNorm data init, BatchNorm in training mode
             nnx.update(self.layers, new_state)
         return h, log_det

@@ -1,0 +1,76 @@
+"""Autoregressive family builders: MADE, NADE, LSTM, PixelCNN, Gated PixelCNN, Row LSTM,
+Diagonal BiLSTM, causal transformer (all on discrete levels, ``head="auto"``: Bernoulli for
+binary data, categorical otherwise)."""
+from __future__ import annotations
+
+from flax import nnx
+
+from experiments.registry import ModelData, register
+from jaxgen.autoregressive import (MADE, NADE, CausalTransformer, DiagonalBiLSTM,
+                                   GatedPixelCNN, LSTMModel, PixelCNN, RowLSTM)
+
+
+@register("made", data_kind="discrete", hidden_sizes=(500,), ordering="natural",
+          num_masks=1, mask_seed=0, head="auto")
+def _made(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
+    """MADE (masked MLP); ``num_masks > 1`` evaluates the ensemble of orderings/masks."""
+    return MADE(data.event_shape, data.num_levels, tuple(mc.hidden_sizes), ordering=mc.ordering,
+                num_masks=mc.num_masks, mask_seed=mc.mask_seed, head=mc.head, rngs=rngs)
+
+
+@register("nade", data_kind="discrete", hidden_size=500, head="auto")
+def _nade(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
+    """NADE with tied hidden weights."""
+    return NADE(data.event_shape, data.num_levels, mc.hidden_size, head=mc.head, rngs=rngs)
+
+
+@register("lstm", data_kind="discrete", hidden_size=256, head="auto")
+def _lstm(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
+    """LSTM over the flattened raster sequence."""
+    return LSTMModel(data.event_shape, data.num_levels, mc.hidden_size, head=mc.head, rngs=rngs)
+
+
+@register("pixelcnn", data_kind="discrete", hidden_channels=64, num_layers=5,
+          first_kernel_size=7, kernel_size=3, head="auto", num_mixtures=5)
+def _pixelcnn(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
+    """PixelCNN: mask-A then residual mask-B convolutions (has a blind spot)."""
+    return PixelCNN(data.event_shape, data.num_levels, hidden_channels=mc.hidden_channels,
+                    num_layers=mc.num_layers, first_kernel_size=mc.first_kernel_size,
+                    kernel_size=mc.kernel_size, head=mc.head, num_mixtures=mc.num_mixtures,
+                    rngs=rngs)
+
+
+@register("gated_pixelcnn", data_kind="discrete", hidden_channels=64, num_layers=5,
+          kernel_size=5, head="auto", num_mixtures=5)
+def _gated_pixelcnn(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
+    """Gated PixelCNN: vertical + horizontal stacks, no blind spot."""
+    return GatedPixelCNN(data.event_shape, data.num_levels, hidden_channels=mc.hidden_channels,
+                         num_layers=mc.num_layers, kernel_size=mc.kernel_size, head=mc.head,
+                         num_mixtures=mc.num_mixtures, rngs=rngs)
+
+
+@register("rowlstm", data_kind="discrete", hidden_channels=32, num_layers=2,
+          first_kernel_size=7, kernel_size=3, head="auto")
+def _rowlstm(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
+    """PixelRNN Row LSTM (one scan step per row)."""
+    return RowLSTM(data.event_shape, data.num_levels, hidden_channels=mc.hidden_channels,
+                   num_layers=mc.num_layers, first_kernel_size=mc.first_kernel_size,
+                   kernel_size=mc.kernel_size, head=mc.head, rngs=rngs)
+
+
+@register("diagonal_bilstm", data_kind="discrete", hidden_channels=32, num_layers=2,
+          first_kernel_size=7, head="auto")
+def _diagonal_bilstm(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
+    """PixelRNN Diagonal BiLSTM (skewed diagonals, two directions)."""
+    return DiagonalBiLSTM(data.event_shape, data.num_levels, hidden_channels=mc.hidden_channels,
+                          num_layers=mc.num_layers, first_kernel_size=mc.first_kernel_size,
+                          head=mc.head, rngs=rngs)
+
+
+@register("transformer", data_kind="discrete", d_model=64, num_heads=4, num_layers=2,
+          mlp_ratio=4, head="auto")
+def _transformer(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
+    """Causal transformer with learned positions over the raster sequence."""
+    return CausalTransformer(data.event_shape, data.num_levels, d_model=mc.d_model,
+                             num_heads=mc.num_heads, num_layers=mc.num_layers,
+                             mlp_ratio=mc.mlp_ratio, head=mc.head, rngs=rngs)

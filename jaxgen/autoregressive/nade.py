@@ -1,0 +1,55 @@
+"""NADE: Neural Autoregressive Distribution Estimator (Larochelle & Murray, 2011).
+
+Hidden units are shared across conditionals, with weights tied so that all ``D`` hidden
+vectors cost ``O(D H)`` together:
+
+    a_d = c + sum_{j < d} W_j x_j   (an exclusive cumulative sum over positions),
+    h_d = sigmoid(a_d),   theta_d = b_d + V_d h_d,   p(x_d | x_{<d}) = head(theta_d).
+
+Binary data use the scalar input ``x_j``, more levels a one-hot ``x_j`` (``W_j`` is then
+``[K, H]``).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxgen.autoregressive.base import AutoregressiveModel
+from jaxgen.autoregressive.heads import make_head
+from jaxgen.types import Array
+
+
+class NADE(AutoregressiveModel):
+    """Attributes: ``W [D, F, H]``, ``c [H]``, ``V [D, H, P]``, ``b [D, P]`` (nnx.Param)."""
+
+    def __init__(self, event_shape: Sequence[int], num_levels: int, hidden_size: int = 500,
+                 *, head: str = "auto", rngs: nnx.Rngs):
+        self.event_shape, self.num_levels = tuple(int(s) for s in event_shape), int(num_levels)
+        self.head = make_head(head, self.num_levels)
+        self.encoding = "scalar" if self.num_levels == 2 else "onehot"
+        d, f = self.num_dims, 1 if self.encoding == "scalar" else self.num_levels
+        p = self.head.num_params
+        self.W = nnx.Param(jax.random.normal(rngs.params(), (d, f, hidden_size))
+                           / np.sqrt(d * f))
+        self.c = nnx.Param(jnp.zeros((hidden_size,)))
+        self.V = nnx.Param(jax.random.normal(rngs.params(), (d, hidden_size, p))
+                           / np.sqrt(hidden_size))
+        self.b = nnx.Param(jnp.zeros((d, p)))
+
+    def params_from_inputs(self, inputs: Array) -> Array:
+        """``[B, *E, F]`` -> ``[B, *E, P]``."""
+        bsz = inputs.shape[0]
+        x = inputs.reshape(bsz, self.num_dims, -1)  # [B, D, F]
+        contrib = jnp.einsum("bdf,dfh->bdh", x, self.W[...])  # W_d x_d, [B, D, H]
+        # Exclusive cumulative sum sum_{j < d} (shifted, so a_d is structurally free of x_d).
+        before = jnp.pad(jnp.cumsum(contrib, axis=1)[:, :-1], ((0, 0), (1, 0), (0, 0)))
+        hidden = jax.nn.sigmoid(self.c[...] + before)  # [B, D, H]
+        params = jnp.einsum("bdh,dhp->bdp", hidden, self.V[...]) + self.b[...]
+        return params.reshape(bsz, *self.event_shape, -1)
+
+
+__all__ = ["NADE"]

@@ -1,0 +1,217 @@
+"""Restricted Boltzmann machines: Bernoulli-Bernoulli and Gaussian-Bernoulli.
+
+Bernoulli-Bernoulli, ``v in {0,1}^V``, ``h in {0,1}^H``::
+
+    E(v, h) = -b^T v - c^T h - v^T W h
+    F(v)    = -log sum_h exp(-E(v, h)) = -b^T v - sum_j softplus(c_j + (v^T W)_j)
+    p(h_j = 1 | v) = sigmoid(c_j + (v^T W)_j),   p(v_i = 1 | h) = sigmoid(b_i + (W h)_i)
+
+Gaussian-Bernoulli (real ``v``, per-unit ``sigma_i = exp(log_sigma_i)``)::
+
+    E(v, h) = sum_i (v_i - b_i)^2 / (2 sigma_i^2) - c^T h - (v / sigma)^T W h
+    F(v)    = sum_i (v_i - b_i)^2 / (2 sigma_i^2) - sum_j softplus(c_j + ((v / sigma)^T W)_j)
+    p(h_j = 1 | v) = sigmoid(c_j + ((v/sigma)^T W)_j),  v | h ~ N(b + sigma * (W h), sigma^2)
+
+``log_prob(v) = -F(v) - log_z`` where ``log_z`` is set by ``exact_log_partition`` (small
+models: the smaller layer is enumerated, the other summed/integrated analytically) or by AIS.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxgen.energy.partition import LogPartition, logsumexp_over_states
+from jaxgen.mcmc.gibbs import block_gibbs
+from jaxgen.types import Array, PRNGKey, SamplingAlgorithm
+
+
+def _shape_tuple(event_shape) -> tuple[int, ...]:
+    return (int(event_shape),) if isinstance(event_shape, int) else tuple(int(d) for d in event_shape)
+
+
+class _RBM(nnx.Module):
+    """Shared parts: parameters, block Gibbs, sampling. Subclasses define the visible layer."""
+
+    def __init__(self, event_shape, num_hidden: int, *, rngs: nnx.Rngs, init_scale: float,
+                 sample_steps: int):
+        self.event_shape = _shape_tuple(event_shape)
+        self.num_visible = math.prod(self.event_shape)
+        self.num_hidden = int(num_hidden)
+        if self.num_hidden < 1:
+            raise ValueError(f"num_hidden must be >= 1, got {num_hidden}")
+        self.weights = nnx.Param(
+            init_scale * jax.random.normal(rngs.params(), (self.num_visible, self.num_hidden)))
+        self.visible_bias = nnx.Param(jnp.zeros((self.num_visible,)))
+        self.hidden_bias = nnx.Param(jnp.zeros((self.num_hidden,)))
+        self.log_z = LogPartition(jnp.zeros(()))
+        self.sample_steps = int(sample_steps)
+
+    # -- shapes --------------------------------------------------------------------------
+    def flatten(self, v: Array) -> Array:
+        """``[B, *event_shape] -> [B, V]`` float32, checking the shape."""
+        v = jnp.asarray(v)
+        if v.ndim != len(self.event_shape) + 1 or tuple(v.shape[1:]) != self.event_shape:
+            raise ValueError(f"{type(self).__name__} expects [B, "
+                             f"{', '.join(map(str, self.event_shape))}], got shape {v.shape}")
+        return v.reshape(v.shape[0], -1).astype(jnp.float32)
+
+    def unflatten(self, v: Array) -> Array:
+        return v.reshape(v.shape[0], *self.event_shape)
+
+    # -- energies ------------------------------------------------------------------------
+    def free_energy(self, v: Array) -> Array:
+        """``F(v)``, ``[B, *event_shape] -> [B]``."""
+        return self.free_energy_flat(self.flatten(v))
+
+    energy = free_energy  # the energy-based-model interface: E(x) of the visible marginal
+
+    def log_prob(self, v: Array) -> Array:
+        """``-F(v) - log_z``, ``[B]`` nats (normalized once ``log_z`` holds ``log Z``)."""
+        return -self.free_energy(v) - self.log_z[...]
+
+    # -- Gibbs ---------------------------------------------------------------------------
+    def sample_hidden(self, key: PRNGKey, v_flat: Array) -> Array:
+        """``h ~ p(h | v)``: ``[B, V] -> [B, H]`` float32 in {0, 1}."""
+        logits = self.hidden_logits(v_flat)
+        return (jax.random.uniform(key, logits.shape) < jax.nn.sigmoid(logits)).astype(
+            jnp.float32)
+
+    def gibbs_step(self, key: PRNGKey, v_flat: Array) -> tuple[Array, Array]:
+        """One block Gibbs step of a batch: ``h ~ p(h|v)``, ``v' ~ p(v|h)``; ``[B, V]``."""
+        key_h, key_v = jax.random.split(key)
+        h = self.sample_hidden(key_h, v_flat)
+        return self.sample_visible(key_v, h), h
+
+    def transition(self, key: PRNGKey, v: Array) -> Array:
+        """One block Gibbs step of every chain: ``[B, *event_shape] -> same`` (same dtype)."""
+        new, _ = self.gibbs_step(key, self.flatten(v))
+        return self.unflatten(new).astype(jnp.asarray(v).dtype)
+
+    def gibbs_kernel(self) -> SamplingAlgorithm:
+        """Block Gibbs ``SamplingAlgorithm`` for ONE chain (positions ``[*event_shape]``)."""
+        return block_gibbs(
+            lambda k, v: self.sample_hidden(k, self.flatten(v[None]))[0],
+            lambda k, h: self.unflatten(self.sample_visible(k, h[None]))[0])
+
+    def sample(self, key: PRNGKey, n: int) -> Array:
+        """``n`` draws after ``sample_steps`` block Gibbs steps from ``p(v | h=0)`` noise."""
+        key_init, key_run = jax.random.split(key)
+        v = self.sample_visible(key_init, jnp.zeros((n, self.num_hidden)))
+
+        def body(v, k):
+            return self.gibbs_step(k, v)[0], None
+
+        v, _ = jax.lax.scan(body, v, jax.random.split(key_run, self.sample_steps))
+        return self.unflatten(self.output(v))
+
+
+class BernoulliRBM(_RBM):
+    """Bernoulli-Bernoulli RBM on binary data.
+
+    Attributes:
+      weights ``[V, H]``, visible_bias ``[V]``, hidden_bias ``[H]`` (``nnx.Param``);
+      log_z (``LogPartition``); event_shape; num_visible; num_hidden; sample_steps.
+    """
+
+    def __init__(self, event_shape: Sequence[int] | int, num_hidden: int, *, rngs: nnx.Rngs,
+                 init_scale: float = 0.01, sample_steps: int = 1000):
+        super().__init__(event_shape, num_hidden, rngs=rngs, init_scale=init_scale,
+                         sample_steps=sample_steps)
+
+    def hidden_logits(self, v_flat: Array) -> Array:
+        """``c + v^T W``: ``[B, V] -> [B, H]``."""
+        return v_flat @ self.weights[...] + self.hidden_bias[...]
+
+    def visible_logits(self, h: Array) -> Array:
+        """``b + W h``: ``[B, H] -> [B, V]``."""
+        return h @ self.weights[...].T + self.visible_bias[...]
+
+    def sample_visible(self, key: PRNGKey, h: Array) -> Array:
+        """``v ~ p(v | h)``, ``[B, H] -> [B, V]`` float32 in {0, 1}."""
+        logits = self.visible_logits(h)
+        return (jax.random.uniform(key, logits.shape) < jax.nn.sigmoid(logits)).astype(
+            jnp.float32)
+
+    def output(self, v_flat: Array) -> Array:
+        return v_flat.astype(jnp.int32)
+
+    def free_energy_flat(self, v_flat: Array) -> Array:
+        """``F(v) = -b^T v - sum_j softplus(c_j + (v^T W)_j)``: ``[B, V] -> [B]``."""
+        return -v_flat @ self.visible_bias[...] - jnp.sum(
+            jax.nn.softplus(self.hidden_logits(v_flat)), axis=-1)
+
+    def hidden_free_energy(self, h: Array) -> Array:
+        """``F(h) = -c^T h - sum_i softplus(b_i + (W h)_i)`` (visible summed out): ``[B]``."""
+        return -h @ self.hidden_bias[...] - jnp.sum(jax.nn.softplus(self.visible_logits(h)),
+                                                    axis=-1)
+
+    def exact_log_partition(self, chunk_size: int = 2 ** 12) -> Array:
+        """``log Z`` enumerating the smaller layer (``min(V, H) <= 30``), the other analytic:
+        ``log Z = log sum_h exp(-F(h))`` if ``H <= V``, else ``log sum_v exp(-F(v))``."""
+        if self.num_hidden <= self.num_visible:
+            return logsumexp_over_states(lambda h: -self.hidden_free_energy(h), self.num_hidden,
+                                         chunk_size)
+        return logsumexp_over_states(lambda v: -self.free_energy_flat(v), self.num_visible,
+                                     chunk_size)
+
+
+class GaussianBernoulliRBM(_RBM):
+    """Gaussian-Bernoulli RBM on real vectors.
+
+    Attributes:
+      weights ``[V, H]``, visible_bias ``[V]``, hidden_bias ``[H]``, log_sigma ``[V]``
+      (``nnx.Param``; ``log_sigma`` is frozen at its init unless ``learn_sigma``); log_z.
+    """
+
+    def __init__(self, event_shape: Sequence[int] | int, num_hidden: int, *, rngs: nnx.Rngs,
+                 init_scale: float = 0.01, sample_steps: int = 1000, learn_sigma: bool = True,
+                 sigma: float = 1.0):
+        super().__init__(event_shape, num_hidden, rngs=rngs, init_scale=init_scale,
+                         sample_steps=sample_steps)
+        init = jnp.full((self.num_visible,), math.log(sigma))
+        self.log_sigma = nnx.Param(init) if learn_sigma else nnx.Variable(init)
+
+    def sigma(self) -> Array:
+        return jnp.exp(self.log_sigma[...])
+
+    def hidden_logits(self, v_flat: Array) -> Array:
+        """``c + (v / sigma)^T W``: ``[B, V] -> [B, H]``."""
+        return (v_flat / self.sigma()) @ self.weights[...] + self.hidden_bias[...]
+
+    def visible_mean(self, h: Array) -> Array:
+        """``E[v | h] = b + sigma * (W h)``: ``[B, H] -> [B, V]``."""
+        return self.visible_bias[...] + self.sigma() * (h @ self.weights[...].T)
+
+    def sample_visible(self, key: PRNGKey, h: Array) -> Array:
+        """``v ~ N(b + sigma (W h), sigma^2)``: ``[B, H] -> [B, V]``."""
+        mean = self.visible_mean(h)
+        return mean + self.sigma() * jax.random.normal(key, mean.shape)
+
+    def output(self, v_flat: Array) -> Array:
+        return v_flat
+
+    def free_energy_flat(self, v_flat: Array) -> Array:
+        """``F(v) = sum_i (v_i - b_i)^2/(2 sigma_i^2) - sum_j softplus(c_j + ((v/sigma)^T W)_j)``."""
+        quad = 0.5 * jnp.sum(((v_flat - self.visible_bias[...]) / self.sigma()) ** 2, axis=-1)
+        return quad - jnp.sum(jax.nn.softplus(self.hidden_logits(v_flat)), axis=-1)
+
+    def hidden_free_energy(self, h: Array) -> Array:
+        """``-log int exp(-E(v, h)) dv = -c^T h - (b/sigma)^T a - |a|^2/2 - sum_i log(sqrt(2 pi)
+        sigma_i)`` with ``a = W h``: ``[B, H] -> [B]``."""
+        a = h @ self.weights[...].T  # [B, V]
+        log_norm = jnp.sum(0.5 * math.log(2 * math.pi) + self.log_sigma[...])
+        return -(h @ self.hidden_bias[...] + a @ (self.visible_bias[...] / self.sigma())
+                 + 0.5 * jnp.sum(a ** 2, axis=-1) + log_norm)
+
+    def exact_log_partition(self, chunk_size: int = 2 ** 12) -> Array:
+        """``log Z = log sum_h exp(-F(h))``, the visible layer integrated in closed form
+        (``H <= 30``)."""
+        return logsumexp_over_states(lambda h: -self.hidden_free_energy(h), self.num_hidden,
+                                     chunk_size)
+
+
+__all__ = ["BernoulliRBM", "GaussianBernoulliRBM"]
