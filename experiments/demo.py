@@ -31,6 +31,12 @@ DEMO_CONFIGS = (
     "factorized_categorical_digits",
     "factorized_bernoulli_digits",
     "diagonal_gaussian_digits",
+    "realnvp_vector_digits",
+    "made_digits",
+    "pixelcnn_digits",
+    "gated_pixelcnn_digits",
+    "transformer_digits",
+    "rbm_digits",
 )
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Output directory of the demo.")

@@ -482,6 +482,7 @@ def run_experiment(config, workdir: str) -> dict:
 
     hooks = run_hooks(config.model.name)
     result = train(exp.model, exp.dataset, config, workdir, preprocess_fn=exp.preprocess_fn,
+                   nll_offset_nats=exp.nll_offset_nats,
                    **(hooks.train_kwargs(config, exp.dataset) if hooks else {}))
     model = result.model
 

@@ -66,14 +66,14 @@ def _normalize_binary(config, dataset, model, key, num_bits: int, ais_fn) -> tup
     use_exact = m.log_z == "exact" or (m.log_z == "auto" and num_bits <= EXACT_MAX_BITS)
     if use_exact:
         log_z = float(_jit_on_model(lambda mdl: mdl.exact_log_partition(), model))
-        model.log_z.value = jnp.asarray(log_z, jnp.float32)
+        model.log_z[...] = jnp.asarray(log_z, jnp.float32)
         return model, _log_z_results("exact", log_z, time.perf_counter() - t0)
     betas = temperature_schedule(int(m.ais_num_temps), m.ais_schedule)
     base = base_rate_logits(dataset.train)
     result = _jit_on_model(lambda mdl, k: ais_fn(k, mdl, betas, int(m.ais_num_runs), base),
                            model, key)
     jax.block_until_ready(result)
-    model.log_z.value = jnp.asarray(result.log_z, jnp.float32)
+    model.log_z[...] = jnp.asarray(result.log_z, jnp.float32)
     return model, _log_z_results("ais", result.log_z, time.perf_counter() - t0, result)
 
 
@@ -167,7 +167,7 @@ def _neural_prepare_eval(config, dataset, model, key):
         span = data.max(0) - data.min(0)
         low, high = data.min(0) - 0.25 * span, data.max(0) + 0.25 * span
         log_z = grid_log_partition(model, low, high, int(m.grid_size))
-        model.log_z.value = jnp.asarray(log_z, jnp.float32)
+        model.log_z[...] = jnp.asarray(log_z, jnp.float32)
         out = _log_z_results("grid", log_z, time.perf_counter() - t0)
         out["log_z_grid_box"] = [low.tolist(), high.tolist()]
         return model, out
@@ -182,7 +182,7 @@ def _neural_prepare_eval(config, dataset, model, key):
                                   int(m.ais_num_runs))
 
     result = _jit_on_model(run, model, key)
-    model.log_z.value = jnp.asarray(result.log_z, jnp.float32)
+    model.log_z[...] = jnp.asarray(result.log_z, jnp.float32)
     return model, _log_z_results("ais", result.log_z, time.perf_counter() - t0, result)
 
 

@@ -148,7 +148,8 @@ def _to_host(tree):
 def train(model: nnx.Module, dataset, config, workdir: str | None = None, *,
           loss_fn: Callable | None = None, extra_init: Any = None,
           preprocess_fn: Callable | None = None,
-          eval_preprocess_fn: Callable | None = None, mesh=None) -> TrainResult:
+          eval_preprocess_fn: Callable | None = None, mesh=None,
+          nll_offset_nats: float = 0.0) -> TrainResult:
     """Trains ``model`` on ``dataset.train`` by minimizing ``loss_fn`` (default: mean NLL).
 
     Args:
@@ -162,6 +163,8 @@ def train(model: nnx.Module, dataset, config, workdir: str | None = None, *,
       preprocess_fn: ``(key, batch) -> batch`` applied inside the train step (dequantization,
         dynamic binarization) and, unless ``eval_preprocess_fn`` is given, at evaluation.
       mesh: a ``jax.sharding.Mesh`` (default: all devices on one ``"data"`` axis).
+      nll_offset_nats: added to NLLs before they are logged as bits/dim (e.g. ``D log K`` for
+        a density on dequantized data scaled to [0, 1), so logs are in the discrete units).
 
     Returns:
       A ``TrainResult`` whose model carries the best-on-valid parameters.
@@ -265,7 +268,7 @@ def train(model: nnx.Module, dataset, config, workdir: str | None = None, *,
                     steady_steps += step - last_logged
                 t_last, last_logged = now, step
                 record = dict(step=step, split="train", **metrics,
-                              bits_per_dim=metrics["loss"] * bits_scale,
+                              bits_per_dim=(metrics["loss"] + nll_offset_nats) * bits_scale,
                               steps_per_s=steady_steps / steady_time if steady_time else 0.0)
                 log(record)
                 bar.set_postfix(loss=f"{metrics['loss']:.4f}",
@@ -286,7 +289,8 @@ def train(model: nnx.Module, dataset, config, workdir: str | None = None, *,
                     book["evals_since_best"] += 1
                     if tc["patience"] and book["evals_since_best"] >= int(tc["patience"]):
                         book["stopped_early"] = True
-                log(dict(step=step, split="valid", nll=nll, bits_per_dim=nll * bits_scale,
+                log(dict(step=step, split="valid", nll=nll,
+                         bits_per_dim=(nll + nll_offset_nats) * bits_scale,
                          best_nll=book["best_valid_nll"], best_step=book["best_step"]))
                 t_last += time.perf_counter() - t_eval  # evaluation is not training throughput
             book["train_wall_s"] += time.perf_counter() - t0
@@ -305,8 +309,8 @@ def train(model: nnx.Module, dataset, config, workdir: str | None = None, *,
 
     if valid_data is None or book["best_step"] < 0:
         best = {"params": eval_params(state), "model_state": state.model_state}
-    final_model = merge_model(graphdef, jax.device_get(best["params"]),
-                              jax.device_get(best["model_state"]))
+    final_model = merge_model(graphdef, jax.tree.map(jnp.asarray, best["params"]),
+                              jax.tree.map(jnp.asarray, best["model_state"]))
     return TrainResult(
         model=final_model, train_steps=step, train_wall_s=book["train_wall_s"],
         steps_per_s=(steady_steps / steady_time) if steady_time else 0.0, compile_s=compile_s,
