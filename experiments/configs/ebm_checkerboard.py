@@ -1,19 +1,6 @@
-"""MLP energy (2-128-128-1, swish) on 2D checkerboard: short-run Langevin (30 steps) from a replay
-buffer with 5% reinitialization, energy-magnitude regularization; the test NLL is exact up
-to discretization: the density is normalized on a 400x400 grid."""
-from experiments.configs import common
+"""MLP energy on 2D checkerboard, Langevin + replay buffer; see `experiments/configs/_energy.py`."""
+from experiments.configs import _energy
 
 
 def get_config():
-    return common.get_config(
-        data=common.data_config("toy2d", toy_name="checkerboard", num_train=20_000, num_valid=5_000,
-                                num_test=5_000),
-        model=common.model_config("ebm_mlp", hidden_sizes=(128, 128), langevin_steps=30,
-                                  step_size=0.005, noise_scale=0.1, reinit_prob=0.05,
-                                  energy_reg=0.1, buffer_size=10000),
-        train=dict(num_steps=3000, batch_size=256, steps_per_call=100, log_every=500,
-                   eval_every=0, progress=False),
-        optim=dict(name="adam", lr=1e-3, b1=0.0, b2=0.999),
-        sampler=dict(num_samples=500),
-        eval=dict(num_plot_samples=2000),
-    )
+    return _energy.toy_ebm_config("checkerboard")
