@@ -32,6 +32,7 @@ DEMO_CONFIGS = (
     "factorized_bernoulli_digits",
     "diagonal_gaussian_digits",
     "realnvp_vector_digits",
+    "glow_digits",
     "made_digits",
     "pixelcnn_digits",
     "gated_pixelcnn_digits",
