@@ -215,9 +215,12 @@ class GatedPixelCNN(AutoregressiveModel):
                              + cond[l, 1])
                     h_new = gated_activation(h_pre) @ hout[l] + hout_b[l]
                     hs = jnp.where(l == 0, h_new, hs + h_new)  # [n, F]
+                    # hs is layer l + 1's horizontal input at this column; the last
+                    # layer has no successor, so its output must not overwrite the cache.
                     nxt = jnp.minimum(l + 1, num_layers - 1)
-                    h_cache = jax.lax.dynamic_update_slice(h_cache, hs[None, :, None],
+                    updated = jax.lax.dynamic_update_slice(h_cache, hs[None, :, None],
                                                            (nxt, 0, col + q, 0))
+                    h_cache = jnp.where(l + 1 < num_layers, updated, h_cache)
                     return (hs, h_cache), None
 
                 (hs, h_cache), _ = jax.lax.scan(layer, (jnp.zeros((n, f)), h_cache),
