@@ -23,6 +23,24 @@ def _config(num_steps, lr, name="sgd", **optim):
         optim=dict(name=name, lr=lr, momentum=0.9, **optim)))
 
 
+def test_coupling_weight_decay_gradient_is_lambda_w_and_spares_biases():
+    model = BernoulliRBM(6, 3, rngs=nnx.Rngs(0), init_scale=0.5)
+    rng = np.random.default_rng(0)
+    batch = jnp.asarray(rng.integers(0, 2, (8, 6)), jnp.int32)
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+    def grads(weight_decay):
+        loss = lambda p: cd_loss(1, weight_decay)(nnx.merge(graphdef, p, rest), batch,
+                                                 jax.random.key(3))[0]
+        return jax.grad(loss)(params)
+
+    plain, decayed = grads(0.0), grads(0.1)
+    np.testing.assert_allclose(decayed["weights"][...] - plain["weights"][...],
+                               0.1 * model.weights[...], atol=1e-6)
+    for name in ("visible_bias", "hidden_bias"):
+        np.testing.assert_allclose(decayed[name][...], plain[name][...], atol=1e-6)
+
+
 def test_contrastive_gradient_is_positive_minus_negative_phase():
     model = BernoulliRBM(6, 3, rngs=nnx.Rngs(0), init_scale=0.5)
     rng = np.random.default_rng(0)
@@ -105,4 +123,11 @@ def test_ebm_on_8gaussians_covers_all_8_modes():
     hit = np.argmin(((samples[:, None] - centers[None]) ** 2).sum(-1), axis=1)
     counts = np.bincount(hit, minlength=8)
     assert np.all(counts > 800 / 8 / 4), counts
+    # coverage in the sense: every mode has samples within 2 sigma of its centre
+    sigma = 0.5 / math.sqrt(2)  # the 8gaussians std (jaxgen.data.toy2d)
+    dist = np.sqrt(((samples - centers[hit]) ** 2).sum(-1))
+    within = np.bincount(hit[dist < 2 * sigma], minlength=8)
+    print(f"8gaussians: samples within 2 sigma per mode {within.tolist()}")
+    assert np.all(within >= 800 / 8 / 8), within
+    assert within.sum() > 0.5 * 800, within.sum()
     assert math.isfinite(grid_log_partition(model, (-4, -4), (4, 4), 100))

@@ -37,11 +37,12 @@ class RunHooks(NamedTuple):
 
 def _contrastive_train_kwargs(config, dataset) -> dict:
     m = config.model
+    weight_decay = float(m.weight_decay)  # couplings only (the optimizer's decays everything)
     if m.loss == "cd":
-        return dict(loss_fn=cd_loss(int(m.cd_steps)))
+        return dict(loss_fn=cd_loss(int(m.cd_steps), weight_decay))
     if m.loss == "pcd":
         key = jax.random.fold_in(jax.random.key(int(config.seed)), 21)
-        return dict(loss_fn=pcd_loss(int(m.cd_steps)),
+        return dict(loss_fn=pcd_loss(int(m.cd_steps), weight_decay),
                     extra_init=pcd_init(key, dataset.train, int(m.num_chains)))
     raise ValueError(f"config.model.loss must be 'cd' or 'pcd', got {m.loss!r}")
 
@@ -87,7 +88,8 @@ def _fvbm_prepare_eval(config, dataset, model, key):
 
 
 _CONTRASTIVE = dict(loss="pcd", cd_steps=1, num_chains=100, log_z="auto", ais_num_temps=15000,
-                    ais_num_runs=100, ais_schedule="piecewise", init_base_rates=True)
+                    ais_num_runs=100, ais_schedule="piecewise", init_base_rates=True,
+                    weight_decay=0.0)
 
 
 @register("rbm", data_kind="binary", num_hidden=500, init_scale=0.01, sample_steps=1000,
