@@ -19,26 +19,39 @@ class MaskedDense(nnx.Module):
     """``y = x @ (W * masks[mask_index]) + b``.
 
     Attributes:
-      kernel: ``nnx.Param [in, out]`` (LeCun-normal init).
-      bias: ``nnx.Param [out]`` (zeros).
+      kernel: ``nnx.Param [in, out]`` (LeCun-normal init, or zeros with ``zero_init``).
+      bias: ``nnx.Param [out]`` (zeros); ``None`` when ``use_bias=False``.
       masks: ``Mask [num_masks, in, out]`` of 0/1 floats.
     """
 
-    def __init__(self, masks: np.ndarray, *, rngs: nnx.Rngs):
+    def __init__(self, masks: np.ndarray, *, use_bias: bool = True, zero_init: bool = False,
+                 rngs: nnx.Rngs):
+        """Args:
+          masks: ``[in, out]`` or ``[num_masks, in, out]`` 0/1 connectivity.
+          use_bias: add a bias ``b [out]``.
+          zero_init: start the kernel at zero (the layer then adds nothing but ``b``); the
+            parameter key is drawn either way, so later layers' inits do not shift.
+          rngs: ``rngs.params()`` initializes the kernel.
+        """
         masks = np.asarray(masks, np.float32)
         if masks.ndim == 2:
             masks = masks[None]
         if masks.ndim != 3:
             raise ValueError(f"masks must be [in, out] or [num_masks, in, out], got {masks.shape}")
         _, fan_in, fan_out = masks.shape
-        self.kernel = nnx.Param(jax.random.normal(rngs.params(), (fan_in, fan_out))
-                                / np.sqrt(fan_in))
-        self.bias = nnx.Param(jnp.zeros((fan_out,)))
+        kernel = jax.random.normal(rngs.params(), (fan_in, fan_out)) / np.sqrt(fan_in)
+        self.kernel = nnx.Param(jnp.zeros_like(kernel) if zero_init else kernel)
+        self.bias = nnx.Param(jnp.zeros((fan_out,))) if use_bias else None
         self.masks = Mask(jnp.asarray(masks))
+
+    @property
+    def num_masks(self) -> int:
+        return int(self.masks.shape[0])
 
     def __call__(self, x: Array, mask_index: Array | int = 0) -> Array:
         mask = self.masks[...][mask_index]  # [in, out]
-        return x @ (self.kernel[...] * mask) + self.bias[...]  # [..., out]
+        y = x @ (self.kernel[...] * mask)  # [..., out]
+        return y if self.bias is None else y + self.bias[...]
 
 
 __all__ = ["MaskedDense"]
