@@ -3,19 +3,69 @@ Diagonal BiLSTM, causal transformer (all on discrete levels, ``head="auto"``: Be
 binary data, categorical otherwise)."""
 from __future__ import annotations
 
+from typing import Callable, NamedTuple
+
+import jax
+import numpy as np
 from flax import nnx
 
 from experiments.registry import ModelData, register
 from jaxgen.autoregressive import (MADE, NADE, CausalTransformer, DiagonalBiLSTM,
-                                   GatedPixelCNN, LSTMModel, PixelCNN, RowLSTM)
+                                   GatedPixelCNN, LSTMModel, PixelCNN, RowLSTM,
+                                   connectivity_agnostic_loss)
+from jaxgen.training.state import merge_model, split_model
+
+
+class RunHooks(NamedTuple):
+    """``train_kwargs(config, dataset) -> dict`` of extra ``train`` arguments;
+    ``prepare_eval(config, dataset, model, key) -> (model, results)`` (see
+    `experiments.run.run_hooks`)."""
+
+    train_kwargs: Callable
+    prepare_eval: Callable
 
 
 @register("made", data_kind="discrete", hidden_sizes=(500,), ordering="natural",
-          num_masks=1, mask_seed=0, head="auto")
+          num_masks=1, mask_seed=0, head="auto", direct_connections=False)
 def _made(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
     """MADE (masked MLP); ``num_masks > 1`` evaluates the ensemble of orderings/masks."""
     return MADE(data.event_shape, data.num_levels, tuple(mc.hidden_sizes), ordering=mc.ordering,
-                num_masks=mc.num_masks, mask_seed=mc.mask_seed, head=mc.head, rngs=rngs)
+                num_masks=mc.num_masks, mask_seed=mc.mask_seed, head=mc.head,
+                direct_connections=mc.direct_connections, rngs=rngs)
+
+
+def _made_train_kwargs(config, dataset) -> dict:
+    """``num_masks > 1``: connectivity-agnostic training (one mask per step); validation
+    and test use the ensemble ``log_prob`` (``M`` passes)."""
+    del dataset
+    if int(config.model.num_masks) > 1:
+        return {"loss_fn": connectivity_agnostic_loss}
+    return {}
+
+
+def _made_prepare_eval(config, dataset, model: MADE, key) -> tuple[MADE, dict]:
+    """Adds each mask's own test NLL (``test_nll_nats_per_mask``, nats) next to the
+    ensemble's, so one run shows what the ensemble gains over its members."""
+    del key
+    if model.num_masks == 1:
+        return model, {}
+    graphdef, params, model_state = split_model(model)
+
+    @jax.jit
+    def per_mask(params, model_state, batch):  # [B, *E] -> [M, B]
+        return merge_model(graphdef, params, model_state).log_prob_per_mask(batch)
+
+    data, batch_size = np.asarray(dataset.test), int(config.eval.batch_size)
+    total = np.zeros(model.num_masks)
+    for start in range(0, data.shape[0], batch_size):
+        chunk = data[start:start + batch_size]
+        total += np.asarray(per_mask(params, model_state, chunk)).sum(axis=1)
+    nll = -total / data.shape[0]
+    return model, {"test_nll_nats_per_mask": [float(v) for v in nll],
+                   "test_nll_nats_mean_single_mask": float(nll.mean())}
+
+
+_made.run_hooks = RunHooks(_made_train_kwargs, _made_prepare_eval)
 
 
 @register("nade", data_kind="discrete", hidden_size=500, head="auto")
