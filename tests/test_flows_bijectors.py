@@ -7,6 +7,7 @@ import pytest
 from flax import nnx
 
 from jaxgen import flows
+from jaxgen.flows.coupling_utils import conditioner_features
 from jaxgen.nn.mlp import MLP
 from jaxgen.nn.resnet import GlowCNN, ResNet
 
@@ -14,29 +15,33 @@ VEC_SHAPE = (6,)
 IMG_SHAPE = (4, 4, 2)
 
 
-def _mlp(k, rngs):
-    return MLP(VEC_SHAPE[0], 16, k * VEC_SHAPE[0], 1, rngs=rngs)
+def _mlp(k, rngs, kind="alternate", parity=0):
+    """MLP conditioner with ``k`` parameters per transformed entry, sized for ``kind``."""
+    c_in, c_out = conditioner_features(kind, VEC_SHAPE[0], parity)
+    return MLP(c_in, 16, k * c_out, 1, rngs=rngs)
 
 
-def _resnet(k, rngs, channels=IMG_SHAPE[-1]):
-    return ResNet(channels, 8, k * channels, 1, rngs=rngs)
+def _resnet(k, rngs, channels=IMG_SHAPE[-1], kind="checkerboard", parity=0):
+    c_in, c_out = conditioner_features(kind, channels, parity)
+    return ResNet(c_in, 8, k * c_out, 1, rngs=rngs)
 
 
 def _glow_step(c):
     def make(rngs):
         return flows.chain_in_order([
             flows.ActNorm(c), flows.Conv1x1LU(c, rngs=rngs),
-            flows.AffineCoupling(GlowCNN(c, 8, 2 * c, rngs=rngs), c, "channel", 0, "sigmoid")])
+            flows.AffineCoupling(GlowCNN(c // 2, 8, 2 * (c - c // 2), rngs=rngs), c, "channel", 0,
+                                 "sigmoid")])
     return make
 
 
 def _multiscale(rngs):
     c = IMG_SHAPE[-1]
     inner = flows.MultiScale(
-        after=flows.AffineCoupling(_resnet(2, rngs, 8 * c), 8 * c, "channel", 1), split=False)
+        after=flows.AffineCoupling(_resnet(2, rngs, 8 * c, "channel", 1), 8 * c, "channel", 1), split=False)
     return flows.MultiScale(
         before=flows.AffineCoupling(_resnet(2, rngs), c, "checkerboard", 0),
-        after=flows.AffineCoupling(_resnet(2, rngs, 4 * c), 4 * c, "channel", 0),
+        after=flows.AffineCoupling(_resnet(2, rngs, 4 * c, "channel"), 4 * c, "channel", 0),
         inner=inner)
 
 
@@ -50,21 +55,22 @@ BIJECTORS = {
     "logit/vector": (lambda r: flows.Logit(0.05), "unit_vector"),
     "logit/image": (lambda r: flows.Logit(0.05), "unit_image"),
     "additive_coupling/half": (
-        lambda r: flows.AdditiveCoupling(_mlp(1, r), "half", 1), "vector"),
+        lambda r: flows.AdditiveCoupling(_mlp(1, r, "half", 1), "half", 1), "vector"),
     "additive_coupling/checkerboard": (
         lambda r: flows.AdditiveCoupling(_resnet(1, r), "checkerboard", 0), "image"),
     "affine_coupling/half_tanh": (
-        lambda r: flows.AffineCoupling(_mlp(2, r), 6, "half", 0, "tanh"), "vector"),
+        lambda r: flows.AffineCoupling(_mlp(2, r, "half", 0), 6, "half", 0, "tanh"), "vector"),
     "affine_coupling/alternate_exp": (
         lambda r: flows.AffineCoupling(_mlp(2, r), 6, "alternate", 1, "exp"), "vector"),
     "affine_coupling/checkerboard": (
         lambda r: flows.AffineCoupling(_resnet(2, r), 2, "checkerboard", 1, "tanh"), "image"),
     "affine_coupling/channel_sigmoid": (
-        lambda r: flows.AffineCoupling(_resnet(2, r), 2, "channel", 0, "sigmoid"), "image"),
+        lambda r: flows.AffineCoupling(_resnet(2, r, kind="channel"), 2, "channel", 0, "sigmoid"), "image"),
     "spline_coupling/vector": (
-        lambda r: flows.SplineCoupling(_mlp(3 * 4 - 1, r), 4, 2.0, "half", 0), "vector"),
+        lambda r: flows.SplineCoupling(_mlp(3 * 4 - 1, r, "half", 0), 4, 2.0, "half", 0), "vector"),
     "spline_coupling/image": (
-        lambda r: flows.SplineCoupling(_resnet(3 * 4 - 1, r), 4, 2.0, "channel", 1), "image"),
+        lambda r: flows.SplineCoupling(_resnet(3 * 4 - 1, r, kind="channel", parity=1), 4, 2.0, "channel",
+                                       1), "image"),
     "permutation/reverse": (lambda r: flows.Permutation.reverse(6), "vector"),
     "permutation/random_channels": (lambda r: flows.Permutation.random(2, seed=3), "image"),
     "reshape/flatten": (lambda r: flows.Reshape(IMG_SHAPE, (32,)), "image"),
@@ -77,10 +83,10 @@ BIJECTORS = {
     "conv1x1/vector": (lambda r: flows.Conv1x1(6, rngs=r), "vector"),
     "conv1x1_lu/image": (lambda r: flows.Conv1x1LU(2, rngs=r), "image"),
     "inverse/affine_coupling": (
-        lambda r: flows.Inverse(flows.AffineCoupling(_mlp(2, r), 6, "half", 1)), "vector"),
+        lambda r: flows.Inverse(flows.AffineCoupling(_mlp(2, r, "half", 1), 6, "half", 1)), "vector"),
     "chain/nice_block": (lambda r: flows.Chain([
-        flows.Scaling(VEC_SHAPE), flows.AdditiveCoupling(_mlp(1, r), "half", 1),
-        flows.AdditiveCoupling(_mlp(1, r), "half", 0)]), "vector"),
+        flows.Scaling(VEC_SHAPE), flows.AdditiveCoupling(_mlp(1, r, "half", 1), "half", 1),
+        flows.AdditiveCoupling(_mlp(1, r, "half", 0), "half", 0)]), "vector"),
     "repeat/glow_steps": (lambda r: flows.Repeat(_glow_step(2), 3, rngs=r), "image"),
     "multiscale/two_levels": (_multiscale, "image"),
 }

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxgen.flows.base import Bijector
-from jaxgen.flows.coupling_utils import mask_for, split_params
+from jaxgen.flows.coupling_utils import combine, conditioner_params
 from jaxgen.flows.masks import MASK_KINDS
 
 
@@ -18,8 +18,11 @@ class AdditiveCoupling(Bijector):
     Inverse: ``x_b = y_b - t(y_a)``.
 
     Args:
-      conditioner: module ``[B, *event] -> [B, *event]`` computing ``t`` (its output at
-        conditioning entries is ignored); zero-initialized last layer => identity at init.
+      conditioner: module computing ``t``: ``[B, *event[:-1], C_a] -> [B, *event[:-1], C_b]``
+        for the split kinds (``half``, ``channel``), ``[B, *event] -> [B, *event]`` for the
+        masked ones (output at conditioning entries ignored); see
+        `jaxgen.flows.coupling_utils.conditioner_features`. Zero-initialized last layer =>
+        identity at init.
       mask_kind: one of ``jaxgen.flows.masks.MASK_KINDS``.
       parity: 0 or 1 (flips the mask).
     """
@@ -29,16 +32,18 @@ class AdditiveCoupling(Bijector):
             raise ValueError(f"unknown mask kind {mask_kind!r}; valid kinds: {MASK_KINDS}")
         self.conditioner, self.mask_kind, self.parity = conditioner, mask_kind, int(parity)
 
-    def _shift(self, x):
-        mask = mask_for(self.mask_kind, x, self.parity)  # [*event]
-        shift = split_params(self.conditioner(x * mask), x.shape[1:], 1)[..., 0]
-        return (1.0 - mask) * shift
+    def _apply(self, x, sign: float):
+        x_cond, x_trans, params, trans_mask = conditioner_params(
+            self.conditioner, self.mask_kind, x, self.parity, 1)
+        shift = params[..., 0] if trans_mask is None else trans_mask * params[..., 0]
+        y = combine(self.mask_kind, x_cond, x_trans + sign * shift, self.parity)
+        return y, jnp.zeros(x.shape[:1], jnp.float32)
 
     def forward_and_log_det(self, x):  # [B, *event]
-        return x + self._shift(x), jnp.zeros(x.shape[:1], jnp.float32)
+        return self._apply(x, 1.0)
 
     def inverse_and_log_det(self, y):
-        return y - self._shift(y), jnp.zeros(y.shape[:1], jnp.float32)
+        return self._apply(y, -1.0)
 
 
 __all__ = ["AdditiveCoupling"]

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxgen.flows.base import Bijector, sum_except_batch
-from jaxgen.flows.coupling_utils import mask_for, split_params
+from jaxgen.flows.coupling_utils import combine, conditioner_features, conditioner_params
 from jaxgen.flows.masks import MASK_KINDS
 
 SCALE_FNS = ("tanh", "sigmoid", "exp")
@@ -21,12 +21,17 @@ def affine_coupling_forward(x, shift, log_scale):
 
 
 class AffineCoupling(Bijector):
-    """With mask ``m`` (1 = conditioning ``x_a``, 0 = transformed ``x_b``):
+    """Conditioning entries ``x_a`` pass unchanged, the others ``x_b`` are scaled and shifted:
 
-        ``(t, r) = NN(m * x)``,  ``s = (1 - m) * bound(r)``,  ``t <- (1 - m) * t``,
-        ``y = x * exp(s) + t``  (so ``y_a = x_a``),  ``log|det J| = sum(s)``.
+        ``(t, r) = NN(x_a)``,  ``s = bound(r)``,  ``y_b = x_b * exp(s) + t``,  ``y_a = x_a``,
+        ``log|det J| = sum(s)``.
 
-    Inverse: ``x = (y - t(y_a)) * exp(-s(y_a))``. The log-scale is bounded for stability:
+    Inverse: ``x_b = (y_b - t(y_a)) * exp(-s(y_a))``. For the split kinds (``half``,
+    ``channel``) ``x_a``/``x_b`` are slices of the last axis and the conditioner maps
+    ``[B, *event[:-1], C_a] -> [B, *event[:-1], 2 C_b]``; for the masked kinds (``alternate``,
+    ``checkerboard``, mask ``m``) it maps ``m * x`` (``[B, *event]``) to ``[B, *event[:-1],
+    2 C]`` and ``s, t`` are multiplied by ``1 - m`` (see `jaxgen.flows.coupling_utils`;
+    `conditioner_features` gives ``(C_in, C_out)``). The log-scale is bounded for stability:
 
     * ``"tanh"``: ``s = a * tanh(r)`` with a learned per-channel ``a`` (starts at 1, RealNVP);
     * ``"sigmoid"``: ``s = log sigmoid(r + 2) - log sigmoid(2)`` (Glow's scale, rescaled so
@@ -34,11 +39,12 @@ class AffineCoupling(Bijector):
     * ``"exp"``: ``s = r`` (unbounded).
 
     Args:
-      conditioner: module ``[B, *event] -> [B, *event[:-1], 2 C]`` (shift, raw scale per
-        entry, interleaved as ``[..., C, 2]``); zero-initialized last layer => identity.
-      num_channels: ``C``, size of the last event axis (for the ``tanh`` scale ``a``).
+      conditioner: module ``[B, *event[:-1], C_in] -> [B, *event[:-1], 2 C_out]``: the
+        shifts of the transformed entries, then their raw scales (two contiguous blocks of
+        ``C_out`` channels); zero-initialized last layer => identity.
+      num_channels: ``C``, size of the last event axis.
       mask_kind: one of ``jaxgen.flows.masks.MASK_KINDS``.
-      parity: 0 or 1 (flips the mask).
+      parity: 0 or 1 (swaps the roles of the two groups).
       scale_fn: one of `SCALE_FNS`.
     """
 
@@ -48,30 +54,37 @@ class AffineCoupling(Bijector):
             raise ValueError(f"unknown mask kind {mask_kind!r}; valid kinds: {MASK_KINDS}")
         if scale_fn not in SCALE_FNS:
             raise ValueError(f"unknown scale_fn {scale_fn!r}; valid: {SCALE_FNS}")
+        if parity not in (0, 1):
+            raise ValueError(f"parity must be 0 or 1, got {parity}")
         self.conditioner, self.mask_kind, self.parity = conditioner, mask_kind, int(parity)
         self.scale_fn = scale_fn
         if scale_fn == "tanh":
-            self.scale = nnx.Param(jnp.ones((num_channels,), jnp.float32))
+            num_out = conditioner_features(mask_kind, num_channels, parity)[1]
+            self.scale = nnx.Param(jnp.ones((num_out,), jnp.float32))
 
     def _shift_and_log_scale(self, x):
-        mask = mask_for(self.mask_kind, x, self.parity)  # [*event]
-        params = split_params(self.conditioner(x * mask), x.shape[1:], 2)  # [B, *event, 2]
-        shift, raw = params[..., 0], params[..., 1]
+        x_cond, x_trans, params, trans_mask = conditioner_params(
+            self.conditioner, self.mask_kind, x, self.parity, 2, blocks=True)
+        shift, raw = params  # [B, *event_b] each
         if self.scale_fn == "tanh":
             log_scale = self.scale[...] * jnp.tanh(raw)
         elif self.scale_fn == "sigmoid":
             log_scale = jax.nn.log_sigmoid(raw + 2.0) - _LOG_SIGMOID_2
         else:
             log_scale = raw
-        return (1.0 - mask) * shift, (1.0 - mask) * log_scale
+        if trans_mask is not None:
+            shift, log_scale = trans_mask * shift, trans_mask * log_scale
+        return x_cond, x_trans, shift, log_scale
 
     def forward_and_log_det(self, x):  # [B, *event]
-        shift, log_scale = self._shift_and_log_scale(x)
-        return affine_coupling_forward(x, shift, log_scale)
+        x_cond, x_trans, shift, log_scale = self._shift_and_log_scale(x)
+        y_trans, log_det = affine_coupling_forward(x_trans, shift, log_scale)
+        return combine(self.mask_kind, x_cond, y_trans, self.parity), log_det
 
     def inverse_and_log_det(self, y):
-        shift, log_scale = self._shift_and_log_scale(y)
-        return (y - shift) * jnp.exp(-log_scale), -sum_except_batch(log_scale)
+        y_cond, y_trans, shift, log_scale = self._shift_and_log_scale(y)
+        x_trans = (y_trans - shift) * jnp.exp(-log_scale)
+        return combine(self.mask_kind, y_cond, x_trans, self.parity), -sum_except_batch(log_scale)
 
 
 __all__ = ["AffineCoupling", "SCALE_FNS", "affine_coupling_forward"]

@@ -29,6 +29,7 @@ from jaxgen.flows.affine_coupling import AffineCoupling
 from jaxgen.flows.base import Bijector, Inverse, chain_in_order
 from jaxgen.flows.batch_norm import BatchNorm
 from jaxgen.flows.conv1x1 import Conv1x1, Conv1x1LU
+from jaxgen.flows.coupling_utils import conditioner_features
 from jaxgen.flows.distributions import StandardLogistic, StandardNormal, TransformedDistribution
 from jaxgen.flows.logit import Logit
 from jaxgen.flows.multiscale import MultiScale
@@ -95,7 +96,12 @@ class RealNVP(TransformedDistribution):
 
     ``architecture="vector"``: ``[Logit] -> [flatten] -> [ActNorm] -> (AffineCoupling(half)
     -> norm -> AffineCoupling(other half) -> norm) x num_couplings/2`` with MLP
-    conditioners; the pairs are stacked and scanned (`Repeat`).
+    conditioners that see only the conditioning half (``ceil(D/2) -> 2 floor(D/2)``). The
+    pairs are separate modules by default; ``scan_couplings=True`` stacks and scans them
+    (`Repeat`). On CPU the scan is unrolled anyway (`jaxgen.nn.layer_scan`), so stacking
+    saves no compilation there but costs a copy of every weight matrix out of its stack per
+    call (measured ~5-20% of a RealNVP step on digits, docs/FLOWS_BENCHMARK.md); a few MLP
+    couplings compile in about a second on any backend.
 
     ``architecture="multiscale"`` (images ``[H, W, C]``): ``num_scales`` levels; each but the
     last is 3 checkerboard couplings, squeeze, 3 channel-wise couplings, then half the
@@ -117,6 +123,7 @@ class RealNVP(TransformedDistribution):
       coupling: "affine" or "spline".
       num_bins, spline_bound: spline couplings.
       logit_alpha: apply `Logit(alpha)` first (data in [0, 1]); None for real data.
+      scan_couplings: vector: stack the coupling pairs and scan them (`Repeat`).
       rngs: NNX random streams.
     """
 
@@ -125,17 +132,21 @@ class RealNVP(TransformedDistribution):
                  num_scales: int = 2, hidden_channels: int = 32, num_blocks: int = 2,
                  normalization: str = "actnorm", scale_fn: str = "tanh",
                  coupling: str = "affine", num_bins: int = 8, spline_bound: float = 4.0,
-                 logit_alpha: float | None = None, rngs: nnx.Rngs):
+                 logit_alpha: float | None = None, scan_couplings: bool = False,
+                 rngs: nnx.Rngs):
         event_shape = tuple(event_shape)
         if coupling not in ("affine", "spline"):
             raise ValueError(f"coupling must be 'affine' or 'spline', got {coupling!r}")
         self.coupling_kind = coupling
 
         def make_coupling(net_fn, channels, mask, parity):
+            # net_fn(c_in, c_out) -> conditioner from c_in channels to c_out channels
+            c_in, c_out = conditioner_features(mask, channels, parity)
             if coupling == "spline":
                 k = SplineCoupling.params_per_entry(num_bins)
-                return SplineCoupling(net_fn(k), num_bins, spline_bound, mask, parity)
-            return AffineCoupling(net_fn(2), channels, mask, parity, scale_fn)
+                return SplineCoupling(net_fn(c_in, k * c_out), num_bins, spline_bound, mask,
+                                      parity)
+            return AffineCoupling(net_fn(c_in, 2 * c_out), channels, mask, parity, scale_fn)
 
         layers = _data_layers(event_shape, logit_alpha, flatten=architecture == "vector")
         if architecture == "vector":
@@ -145,12 +156,16 @@ class RealNVP(TransformedDistribution):
             layers += _norm_layer("actnorm" if normalization == "actnorm" else "none", d)
 
             def pair(rngs):
-                mlp = lambda k: MLP(d, hidden_features, k * d, num_hidden_layers, rngs=rngs)
+                mlp = lambda c_in, c_out: MLP(c_in, hidden_features, c_out, num_hidden_layers,
+                                              rngs=rngs)
                 return chain_in_order(
                     [make_coupling(mlp, d, "half", 0)] + _norm_layer(normalization, d)
                     + [make_coupling(mlp, d, "half", 1)] + _norm_layer(normalization, d))
 
-            layers.append(Repeat(pair, num_couplings // 2, rngs=rngs))
+            if scan_couplings:
+                layers.append(Repeat(pair, num_couplings // 2, rngs=rngs))
+            else:
+                layers += [pair(rngs) for _ in range(num_couplings // 2)]
             base_shape: tuple = (d,)
         elif architecture == "multiscale":
             if len(event_shape) != 3:
@@ -158,7 +173,8 @@ class RealNVP(TransformedDistribution):
 
             def couplings(shape, mask, count):
                 c = shape[-1]
-                resnet = lambda k: ResNet(c, hidden_channels, k * c, num_blocks, rngs=rngs)
+                resnet = lambda c_in, c_out: ResNet(c_in, hidden_channels, c_out, num_blocks,
+                                                    rngs=rngs)
                 out = []
                 for i in range(count):
                     out += [make_coupling(resnet, c, mask, i % 2)] + _norm_layer(normalization, c)
@@ -218,7 +234,8 @@ class Glow(TransformedDistribution):
             d = event_shape[0]
 
             def vector_step(rngs):
-                mlp = MLP(d, hidden_channels, 2 * d, 2, rngs=rngs)
+                c_in, c_out = conditioner_features("half", d, 0)
+                mlp = MLP(c_in, hidden_channels, 2 * c_out, 2, rngs=rngs)
                 return chain_in_order([ActNorm(d), conv(d, rngs=rngs),
                                        AffineCoupling(mlp, d, "half", 0, scale_fn)])
 
@@ -235,8 +252,8 @@ class Glow(TransformedDistribution):
             def step(rngs):
                 return chain_in_order([
                     ActNorm(c), conv(c, rngs=rngs),
-                    AffineCoupling(GlowCNN(c, hidden_channels, 2 * c, rngs=rngs), c, "channel",
-                                   0, scale_fn)])
+                    AffineCoupling(GlowCNN(c // 2, hidden_channels, 2 * (c - c // 2), rngs=rngs),
+                                   c, "channel", 0, scale_fn)])
             return Repeat(step, num_steps, rngs=rngs)
 
         def level(shape, index):
@@ -264,7 +281,8 @@ NICE_DEFAULTS = dict(num_couplings=4, hidden_features=256, num_hidden_layers=4,
 REALNVP_DEFAULTS = dict(architecture="vector", num_couplings=8, hidden_features=256,
                         num_hidden_layers=2, num_scales=2, hidden_channels=32, num_blocks=2,
                         normalization="actnorm", scale_fn="tanh", coupling="affine",
-                        num_bins=8, spline_bound=4.0, logit_alpha=0.05, init_batch_size=512)
+                        num_bins=8, spline_bound=4.0, logit_alpha=0.05, scan_couplings=False,
+                        init_batch_size=512)
 GLOW_DEFAULTS = dict(num_scales=2, num_steps=8, hidden_channels=64, lu_decomposed=True,
                      scale_fn="sigmoid", logit_alpha=0.05, init_batch_size=512)
 FLOW_MODELS = {"nice": (NICE, NICE_DEFAULTS), "realnvp": (RealNVP, REALNVP_DEFAULTS),

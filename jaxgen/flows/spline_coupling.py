@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxgen.flows.base import Bijector, sum_except_batch
-from jaxgen.flows.coupling_utils import mask_for, split_params
+from jaxgen.flows.coupling_utils import combine, conditioner_params
 from jaxgen.flows.masks import MASK_KINDS
 
 
@@ -96,8 +96,11 @@ class SplineCoupling(Bijector):
     with ``K`` bins on ``[-bound, bound]`` and the identity outside (linear tails).
 
     Args:
-      conditioner: module ``[B, *event] -> [B, *event[:-1], C (3K - 1)]`` (per entry: K
-        widths, K heights, K - 1 derivatives); zero-initialized last layer => identity.
+      conditioner: module ``[B, *event[:-1], C_in] -> [B, *event[:-1], C_out (3K - 1)]`` (per
+        transformed entry: K widths, K heights, K - 1 derivatives; split kinds see only the
+        conditioning slice, masked kinds ``m * x``, see
+        `jaxgen.flows.coupling_utils.conditioner_features`); zero-initialized last layer =>
+        identity.
       num_bins: ``K``.
       bound: the spline's interval half-width.
       mask_kind: one of ``jaxgen.flows.masks.MASK_KINDS``.
@@ -118,14 +121,16 @@ class SplineCoupling(Bijector):
         return 3 * num_bins - 1
 
     def _apply(self, x, inverse: bool):
-        mask = mask_for(self.mask_kind, x, self.parity)  # [*event]
         k = self.num_bins
-        params = split_params(self.conditioner(x * mask), x.shape[1:], 3 * k - 1)
+        x_cond, x_trans, params, trans_mask = conditioner_params(
+            self.conditioner, self.mask_kind, x, self.parity, 3 * k - 1)
         y, log_deriv = rational_quadratic_spline(
-            x, params[..., :k], params[..., k:2 * k], params[..., 2 * k:], bound=self.bound,
-            inverse=inverse)
-        keep = mask > 0
-        return jnp.where(keep, x, y), sum_except_batch(jnp.where(keep, 0.0, log_deriv))
+            x_trans, params[..., :k], params[..., k:2 * k], params[..., 2 * k:],
+            bound=self.bound, inverse=inverse)
+        if trans_mask is not None:  # masked kinds: conditioning entries pass unchanged
+            keep = trans_mask == 0
+            y, log_deriv = jnp.where(keep, x_trans, y), jnp.where(keep, 0.0, log_deriv)
+        return combine(self.mask_kind, x_cond, y, self.parity), sum_except_batch(log_deriv)
 
     def forward_and_log_det(self, x):  # [B, *event]
         return self._apply(x, inverse=False)
