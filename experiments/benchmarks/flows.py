@@ -4,8 +4,14 @@
   digits (dequantized) at batch 256: training steps/s, ``log_prob`` points/s, sample
   points/s, the achieved GFLOP/s of each (XLA's cost analysis of the compiled function /
   time) next to this machine's float32 matmul GFLOP/s.
-* A 3-level multi-scale Glow on 28x28x1 at batch 64: the same numbers plus peak memory
-  (XLA's memory analysis of the compiled train step, and the process's max RSS).
+  The record's ``comparison`` holds the same workload (without ActNorm and Logit, scale
+  ``exp``) in jaxgen, distrax and flowjax, measured interleaved in this run
+  (`experiments.benchmarks.flows_compare`; a library that is not importable is reported as
+  ``{"installed": false}``).
+* A 3-level multi-scale Glow (K = 8 steps per level, 512 hidden channels as in the paper;
+  ``--quick``: K = 1, 16 channels) on 28x28x1 at batch 64: the same numbers plus peak
+  memory (XLA's memory analysis of the compiled train step, and the process's max RSS) and
+  whether both stay under 4 GiB.
 
 Compile seconds are reported next to steady-state throughput.
 
@@ -24,22 +30,27 @@ import numpy as np
 import optax
 from flax import nnx
 
+from experiments.benchmarks.flows_compare import compare
 from jaxgen import flows
 from jaxgen.data import load_digits
 from jaxgen.training.state import merge_model, split_model
 
 
-def _time(fn, *args, repeats: int):
+def _time(fn, *args, repeats: int, rounds: int = 3):
+    """``(compiled, compile_s, best seconds per call, XLA flops)``: the best of ``rounds``
+    rounds of ``repeats`` calls (the machine may be shared)."""
     t0 = time.perf_counter()
     compiled = fn.lower(*args).compile()
     out = compiled(*args)
     jax.block_until_ready(out)
     compile_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        out = compiled(*args)
-    jax.block_until_ready(out)
-    per_call = (time.perf_counter() - t0) / repeats
+    per_call = float("inf")
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            out = compiled(*args)
+        jax.block_until_ready(out)
+        per_call = min(per_call, (time.perf_counter() - t0) / repeats)
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     flops = float(cost.get("flops", 0.0)) if cost else 0.0
@@ -54,7 +65,7 @@ def matmul_gflops(n: int = 1024, repeats: int = 10) -> float:
     return 2 * n ** 3 / per_call / 1e9
 
 
-def bench(name: str, model, batch: np.ndarray, repeats: int) -> dict:
+def bench(name: str, model, batch: np.ndarray, repeats: int, rounds: int = 3) -> dict:
     graphdef, params, state = split_model(model)
     optimizer = optax.adam(1e-3)
     opt_state = optimizer.init(params)
@@ -73,40 +84,51 @@ def bench(name: str, model, batch: np.ndarray, repeats: int) -> dict:
     out = dict(model=name, batch_size=n, event_shape=list(batch.shape[1:]),
                num_params=int(sum(x.size for x in jax.tree.leaves(params))))
     compiled, c_s, t, flops = _time(jax.jit(train_step), params, opt_state, batch,
-                                    repeats=repeats)
+                                    repeats=repeats, rounds=rounds)
     mem = compiled.memory_analysis()
     if mem is not None:
         out["train_step_peak_bytes_xla"] = int(
             mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes)
     out.update(train_compile_s=c_s, train_steps_per_s=1 / t, train_gflops_per_s=flops / t / 1e9)
-    _, c_s, t, flops = _time(jax.jit(log_prob), params, batch, repeats=repeats)
+    _, c_s, t, flops = _time(jax.jit(log_prob), params, batch, repeats=repeats, rounds=rounds)
     out.update(log_prob_compile_s=c_s, log_prob_points_per_s=n / t,
                log_prob_gflops_per_s=flops / t / 1e9)
-    _, c_s, t, flops = _time(jax.jit(sample), params, jax.random.key(0), repeats=repeats)
+    _, c_s, t, flops = _time(jax.jit(sample), params, jax.random.key(0), repeats=repeats,
+                             rounds=rounds)
     out.update(sample_compile_s=c_s, sample_points_per_s=n / t,
                sample_gflops_per_s=flops / t / 1e9)
     out["max_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return out
 
 
+GLOW = dict(num_scales=3, num_steps=8, hidden_channels=512)  # paper width (Kingma & Dhariwal)
+GLOW_QUICK = dict(num_scales=3, num_steps=1, hidden_channels=16)
+
+
 def main(quick: bool = False) -> None:
-    repeats = 3 if quick else 20
+    repeats = 2 if quick else 10
     machine = dict(backend=jax.default_backend(), devices=jax.device_count(),
-                   matmul_float32_gflops_per_s=matmul_gflops(512 if quick else 1024))
+                   matmul_float32_gflops_per_s=matmul_gflops(256 if quick else 1024,
+                                                             repeats=3 if quick else 10))
     digits = load_digits()
     x = np.asarray(flows.dequantize_fn(17)(jax.random.key(0), digits.train[:256]))
     realnvp = flows.build_flow(flows.flow_model_config(
         "realnvp", architecture="vector", num_couplings=8, hidden_features=256,
         num_hidden_layers=2), digits, rngs=nnx.Rngs(0))
-    print(json.dumps({**bench("realnvp_vector_8x256_digits", realnvp, x, repeats), **machine}),
-          flush=True)
+    record = bench("realnvp_vector_8x256_digits", realnvp, x, repeats, rounds=1 if quick else 3)
+    # the same workload in jaxgen, distrax and flowjax (those that are importable)
+    record["comparison"] = compare(quick, machine["matmul_float32_gflops_per_s"])
+    print(json.dumps({**record, **machine}), flush=True)
     rng = np.random.RandomState(0)
     images = rng.uniform(0, 1, (64, 28, 28, 1)).astype(np.float32)
-    glow = flows.Glow((28, 28, 1), num_scales=3, num_steps=2 if quick else 8,
-                      hidden_channels=32 if quick else 128, logit_alpha=1e-6, rngs=nnx.Rngs(0))
+    glow_config = GLOW_QUICK if quick else GLOW
+    glow = flows.Glow((28, 28, 1), **glow_config, logit_alpha=1e-6, rngs=nnx.Rngs(0))
     flows.initialize(glow, images)
-    print(json.dumps({**bench("glow_3_levels_28x28x1", glow, images, max(1, repeats // 4)),
-                      **machine}), flush=True)
+    record = bench("glow_3_levels_28x28x1", glow, images, 1 if quick else 3,
+                   rounds=1 if quick else 2)
+    record.update(glow_config, fits_4_gib=bool(
+        max(record.get("train_step_peak_bytes_xla", 0), record["max_rss_bytes"]) < 4 * 2 ** 30))
+    print(json.dumps({**record, **machine}), flush=True)
 
 
 if __name__ == "__main__":
