@@ -105,3 +105,29 @@ def test_build_flow_initializes_actnorm_and_checks_config():
         flows.Glow((6, 6, 1), num_scales=3, num_steps=1, hidden_channels=2, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match=r"\[B, \*\(4, 4, 1\)\]"):
         model.log_prob(jnp.zeros((2, 4, 4, 2)))
+
+
+def test_split_couplings_see_only_the_conditioning_half():
+    """RealNVP on 64-d vectors, 8 couplings, MLP 256 x 2: conditioners 32 -> 64, so
+    8 * (32*256 + 256 + 256*256 + 256 + 256*64 + 64) = 725,504 parameters (distrax's
+    SplitCoupling and flowjax's Coupling have the same), stacked or not."""
+    kwargs = dict(num_couplings=8, hidden_features=256, num_hidden_layers=2,
+                  normalization="none", scale_fn="exp")
+    for scan in (False, True):
+        model = flows.RealNVP((64,), scan_couplings=scan, rngs=nnx.Rngs(0), **kwargs)
+        count = sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+        assert count == 725_504, (scan, count)
+    # y_a = x_a exactly, and y_b depends on x_a (the conditioner is used)
+    from jaxgen.nn.mlp import MLP
+    coupling = flows.AffineCoupling(MLP(3, 16, 2 * 3, 1, rngs=nnx.Rngs(0)), 6, "half", 0,
+                                    "exp")
+    state = nnx.state(coupling, nnx.Param)
+    rng = np.random.RandomState(0)
+    nnx.update(coupling, jax.tree.map(
+        lambda p: p + 0.1 * rng.standard_normal(p.shape).astype(np.float32), state))
+    x = jnp.asarray(rng.standard_normal((5, 6)), jnp.float32)
+    y, _ = coupling.forward_and_log_det(x)
+    np.testing.assert_array_equal(y[:, :3], x[:, :3])
+    jac = jax.jacfwd(lambda v: coupling.forward(v[None])[0])(x[0])  # [6, 6]
+    assert np.abs(np.asarray(jac[3:, :3])).max() > 1e-3
+    np.testing.assert_array_equal(np.asarray(jac[:3, 3:]), 0.0)
