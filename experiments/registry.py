@@ -24,6 +24,16 @@ from jaxgen.baselines import DiagonalGaussian, FactorizedBernoulli, FactorizedCa
 #   "continuous": floats; discrete data are seen through uniform dequantization.
 DATA_KINDS = ("discrete", "binary", "continuous")
 
+class RunHooks(NamedTuple):
+    """Optional per-model hooks a registry builder carries as ``build_fn.run_hooks`` (read by
+    `experiments.run.run_hooks`): ``train_kwargs(config, dataset) -> dict`` of extra ``train``
+    arguments; ``prepare_eval(config, dataset, model, key) -> (model, results)`` before the
+    test NLL (e.g. normalizing an energy-based model, per-mask MADE numbers)."""
+
+    train_kwargs: Callable
+    prepare_eval: Callable
+
+
 
 class ModelData(NamedTuple):
     """The data as the model sees it (after dequantization, if any).
@@ -155,3 +165,4 @@ def _import_families() -> None:
 
 
 _import_families()
+

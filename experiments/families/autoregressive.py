@@ -3,26 +3,18 @@ Diagonal BiLSTM, causal transformer (all on discrete levels, ``head="auto"``: Be
 binary data, categorical otherwise)."""
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
 
 import jax
 import numpy as np
 from flax import nnx
 
-from experiments.registry import ModelData, register
+from experiments.registry import ModelData, RunHooks, register
 from jaxgen.autoregressive import (MADE, NADE, CausalTransformer, DiagonalBiLSTM,
                                    GatedPixelCNN, LSTMModel, PixelCNN, RowLSTM,
                                    connectivity_agnostic_loss)
 from jaxgen.training.state import merge_model, split_model
 
 
-class RunHooks(NamedTuple):
-    """``train_kwargs(config, dataset) -> dict`` of extra ``train`` arguments;
-    ``prepare_eval(config, dataset, model, key) -> (model, results)`` (see
-    `experiments.run.run_hooks`)."""
-
-    train_kwargs: Callable
-    prepare_eval: Callable
 
 
 @register("made", data_kind="discrete", hidden_sizes=(500,), ordering="natural",

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from experiments.registry import ModelData, register
+from experiments.registry import ModelData, RunHooks, register
 from jaxgen.energy import BernoulliRBM, FullyVisibleBM
 from jaxgen.energy.ais import base_rate_logits, fvbm_ais, rbm_ais, temperature_schedule
 from jaxgen.energy.losses import cd_loss, pcd_init, pcd_loss
@@ -27,12 +27,6 @@ from jaxgen.mcmc.run import jit
 EXACT_MAX_BITS = 20  # enumerate 2^n states up to this n; AIS above
 
 
-class RunHooks(NamedTuple):
-    """``train_kwargs(config, dataset) -> dict`` of extra ``train`` arguments;
-    ``prepare_eval(config, dataset, model, key) -> (model, results)`` normalizes the model."""
-
-    train_kwargs: Callable
-    prepare_eval: Callable
 
 
 def _contrastive_train_kwargs(config, dataset) -> dict:
