@@ -17,8 +17,10 @@ perturbed off the identity), and the benchmark checks that their ``log_prob`` ag
 Every flow evaluates ``log_prob`` in the cheap (normalizing) direction. Measurements:
 train step (Adam, ``value_and_grad`` of the mean NLL, jitted), ``log_prob`` and ``sample``;
 each library's compiled functions are called in interleaved rounds and the best round
-counts (the machine is shared). A library that is not importable is reported as
-``{"installed": false}``.
+counts (the machine is shared). Next to the throughputs, ``*_cpu_ms_per_call`` is the best
+process CPU time per call and ``speedup[lib]["*_cpu"]`` its ratio (theirs / ours): the work
+each program does, less disturbed by other jobs than the wall clock. A library that is not
+importable is reported as ``{"installed": false}``.
 
     python -m experiments.benchmarks.flows_compare [--quick]
 """
@@ -58,18 +60,25 @@ def _compile(fn, *args):
     return compiled, compile_s, float(cost.get("flops", 0.0)) if cost else 0.0
 
 
-def interleaved_best(calls: dict, rounds: int, inner: int) -> dict:
+def interleaved_best(calls: dict, rounds: int, inner: int) -> tuple[dict, dict]:
     """Best seconds per call of each ``calls[name] = (compiled, args)`` over ``rounds``
-    rounds of ``inner`` calls; the names take turns inside every round."""
+    rounds of ``inner`` calls; the names take turns inside every round.
+
+    Returns ``(wall, cpu)``: the best wall-clock seconds per call, and the best process CPU
+    seconds per call (all threads; `time.process_time`). On a shared machine the CPU time
+    is the steadier measure of how much work each library's program does: other jobs
+    stretch the wall clock but not this process's CPU time (much)."""
     best = {name: float("inf") for name in calls}
+    best_cpu = {name: float("inf") for name in calls}
     for _ in range(rounds):
         for name, (compiled, args) in calls.items():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for _ in range(inner):
                 out = compiled(*args)
             jax.block_until_ready(out)
             best[name] = min(best[name], (time.perf_counter() - t0) / inner)
-    return best
+            best_cpu[name] = min(best_cpu[name], (time.process_time() - c0) / inner)
+    return best, best_cpu
 
 
 # ------------------------------------------------------------------------------------------
@@ -220,9 +229,10 @@ def compare(quick: bool = False, matmul_gflops: float | None = None) -> dict:
         rec["max_abs_log_prob_diff_vs_jaxgen"] = float(np.max(np.abs(lp - reference)))
         records[name] = rec
     for what, unit in (("train", "steps"), ("log_prob", "points"), ("sample", "points")):
-        best = interleaved_best(calls[what], rounds, inner)
+        best, best_cpu = interleaved_best(calls[what], rounds, inner)
         for name, seconds in best.items():
             rec = records[name]
+            rec[f"{what}_cpu_ms_per_call"] = 1e3 * best_cpu[name]
             per_s = (1.0 if what == "train" else BATCH) / seconds
             key = "train_steps_per_s" if what == "train" else f"{what}_points_per_s"
             rec[key] = per_s
@@ -240,6 +250,10 @@ def compare(quick: bool = False, matmul_gflops: float | None = None) -> dict:
             continue
         speedup[name] = {k: records["jaxgen"][k] / rec[k] for k in
                          ("train_steps_per_s", "log_prob_points_per_s", "sample_points_per_s")}
+        # theirs / ours in CPU seconds per call: > 1 means jaxgen's program does less work
+        speedup[name].update({f"{what}_cpu": rec[f"{what}_cpu_ms_per_call"]
+                              / records["jaxgen"][f"{what}_cpu_ms_per_call"]
+                              for what in ("train", "log_prob", "sample")})
     return dict(workload=f"realnvp {NUM_COUPLINGS} affine couplings, MLP {HALF}-{HIDDEN}-"
                          f"{HIDDEN}-{2 * HALF}, {DIM}-d digits, batch {BATCH}",
                 timing=f"best of {rounds} interleaved rounds x {inner} calls",
