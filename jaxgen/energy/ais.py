@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgen.energy.rbm import BernoulliRBM, GaussianBernoulliRBM
+from jaxgen.mcmc import rng
 from jaxgen.types import Array, PRNGKey, SamplingAlgorithm
 
 
@@ -166,12 +167,12 @@ def rbm_ais(key: PRNGKey, rbm, betas, num_runs: int,
         def transition(k, v, beta):
             k_h, k_v = jax.random.split(k)
             p_h = jax.nn.sigmoid(beta * ((v / sigma) @ w + c))
-            h = (jax.random.uniform(k_h, p_h.shape) < p_h).astype(jnp.float32)
+            h = (rng.uniform(k_h, p_h.shape) < p_h).astype(jnp.float32)
             mean = b + sigma * beta * (h @ w.T)
-            return mean + sigma * jax.random.normal(k_v, mean.shape)
+            return mean + sigma * rng.normal(k_v, mean.shape)
 
         def sample_base(k, n):
-            return b + sigma * jax.random.normal(k, (n, num_visible))
+            return b + sigma * rng.normal(k, (n, num_visible))
 
         log_z_base = (jnp.sum(0.5 * math.log(2 * math.pi) + log_sigma)
                       + num_hidden * math.log(2.0))
@@ -187,12 +188,12 @@ def rbm_ais(key: PRNGKey, rbm, betas, num_runs: int,
         def transition(k, v, beta):
             k_h, k_v = jax.random.split(k)
             p_h = jax.nn.sigmoid(beta * (v @ w + c))
-            h = (jax.random.uniform(k_h, p_h.shape) < p_h).astype(jnp.float32)
+            h = (rng.uniform(k_h, p_h.shape) < p_h).astype(jnp.float32)
             p_v = jax.nn.sigmoid((1 - beta) * b_a + beta * (h @ w.T + b))
-            return (jax.random.uniform(k_v, p_v.shape) < p_v).astype(jnp.float32)
+            return (rng.uniform(k_v, p_v.shape) < p_v).astype(jnp.float32)
 
         def sample_base(k, n):
-            return (jax.random.uniform(k, (n, num_visible)) < jax.nn.sigmoid(b_a)).astype(
+            return (rng.uniform(k, (n, num_visible)) < jax.nn.sigmoid(b_a)).astype(
                 jnp.float32)
 
         log_z_base = jnp.sum(jax.nn.softplus(b_a)) + num_hidden * math.log(2.0)
@@ -217,7 +218,7 @@ def fvbm_ais(key: PRNGKey, fvbm, betas, num_runs: int,
         return x @ ((1 - beta) * b_a + beta * b) + 0.5 * beta * jnp.einsum("ri,ij,rj->r", x, j, x)
 
     def transition(k, x, beta):
-        u = jax.random.uniform(k, x.shape)  # [R, D]
+        u = rng.uniform(k, x.shape)  # [R, D]
 
         def site(x, i):
             logit = (1 - beta) * b_a[i] + beta * (x @ j[i] + b[i])  # [R]
@@ -227,7 +228,7 @@ def fvbm_ais(key: PRNGKey, fvbm, betas, num_runs: int,
         return x
 
     def sample_base(k, n):
-        return (jax.random.uniform(k, (n, d)) < jax.nn.sigmoid(b_a)).astype(jnp.float32)
+        return (rng.uniform(k, (n, d)) < jax.nn.sigmoid(b_a)).astype(jnp.float32)
 
     return ais(key, sample_base, jnp.sum(jax.nn.softplus(b_a)), path, transition, betas,
                num_runs)
@@ -271,7 +272,7 @@ def geometric_path_ais(key: PRNGKey, energy_fn: Callable[[Array], Array], base_m
         return jax.vmap(one)(jax.random.split(k, x.shape[0]), x)
 
     def sample_base(k, n):
-        return mu + std * jax.random.normal(k, (n, mu.shape[0]))
+        return mu + std * rng.normal(k, (n, mu.shape[0]))
 
     path = jax.vmap(single_path, in_axes=(0, None))
     return ais(key, sample_base, 0.0, path, transition, betas, num_runs)

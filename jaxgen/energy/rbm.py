@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxgen.energy.partition import LogPartition, logsumexp_over_states
+from jaxgen.mcmc import rng
 from jaxgen.mcmc.gibbs import block_gibbs
 from jaxgen.types import Array, PRNGKey, SamplingAlgorithm
 
@@ -63,6 +64,10 @@ class _RBM(nnx.Module):
         return v.reshape(v.shape[0], *self.event_shape)
 
     # -- energies ------------------------------------------------------------------------
+    def free_energy_flat(self, v_flat: Array) -> Array:
+        """``F(v)``, ``[B, V] -> [B]`` (see ``free_energy_and_hidden_logits``)."""
+        return self.free_energy_and_hidden_logits(v_flat)[0]
+
     def free_energy(self, v: Array) -> Array:
         """``F(v)``, ``[B, *event_shape] -> [B]``."""
         return self.free_energy_flat(self.flatten(v))
@@ -76,9 +81,12 @@ class _RBM(nnx.Module):
     # -- Gibbs ---------------------------------------------------------------------------
     def sample_hidden(self, key: PRNGKey, v_flat: Array) -> Array:
         """``h ~ p(h | v)``: ``[B, V] -> [B, H]`` float32 in {0, 1}."""
-        logits = self.hidden_logits(v_flat)
-        return (jax.random.uniform(key, logits.shape) < jax.nn.sigmoid(logits)).astype(
-            jnp.float32)
+        return self.sample_hidden_from_logits(key, self.hidden_logits(v_flat))
+
+    def sample_hidden_from_logits(self, key: PRNGKey, logits: Array) -> Array:
+        """``h_j ~ Bernoulli(sigmoid(logits_j))``, ``logits = hidden_logits(v)`` computed
+        elsewhere (e.g. by ``free_energy_and_hidden_logits``): ``[B, H]`` float32 in {0, 1}."""
+        return rng.bernoulli_from_probs(key, jax.nn.sigmoid(logits))
 
     def gibbs_step(self, key: PRNGKey, v_flat: Array) -> tuple[Array, Array]:
         """One block Gibbs step of a batch: ``h ~ p(h|v)``, ``v' ~ p(v|h)``; ``[B, V]``."""
@@ -133,21 +141,22 @@ class BernoulliRBM(_RBM):
     def sample_visible(self, key: PRNGKey, h: Array) -> Array:
         """``v ~ p(v | h)``, ``[B, H] -> [B, V]`` float32 in {0, 1}."""
         logits = self.visible_logits(h)
-        return (jax.random.uniform(key, logits.shape) < jax.nn.sigmoid(logits)).astype(
-            jnp.float32)
+        return rng.bernoulli_from_probs(key, jax.nn.sigmoid(logits))
 
     def output(self, v_flat: Array) -> Array:
         return v_flat.astype(jnp.int32)
 
-    def free_energy_flat(self, v_flat: Array) -> Array:
-        """``F(v) = -b^T v - sum_j softplus(c_j + (v^T W)_j)``: ``[B, V] -> [B]``."""
-        return -v_flat @ self.visible_bias[...] - jnp.sum(
-            jax.nn.softplus(self.hidden_logits(v_flat)), axis=-1)
+    def free_energy_and_hidden_logits(self, v_flat: Array) -> tuple[Array, Array]:
+        """``(F(v) [B], c + v^T W [B, H])``: ``F = -b^T v - sum_j softplus(logits_j)``."""
+        logits = self.hidden_logits(v_flat)
+        # -(v b), not (-v) b: XLA would materialize the negated [B, V] array
+        free = -(v_flat @ self.visible_bias[...]) - jnp.sum(jax.nn.softplus(logits), axis=-1)
+        return free, logits
 
     def hidden_free_energy(self, h: Array) -> Array:
         """``F(h) = -c^T h - sum_i softplus(b_i + (W h)_i)`` (visible summed out): ``[B]``."""
-        return -h @ self.hidden_bias[...] - jnp.sum(jax.nn.softplus(self.visible_logits(h)),
-                                                    axis=-1)
+        return -(h @ self.hidden_bias[...]) - jnp.sum(jax.nn.softplus(self.visible_logits(h)),
+                                                      axis=-1)
 
     def exact_log_partition(self, chunk_size: int = 2 ** 12) -> Array:
         """``log Z`` enumerating the smaller layer (``min(V, H) <= 30``), the other analytic:
@@ -189,15 +198,17 @@ class GaussianBernoulliRBM(_RBM):
     def sample_visible(self, key: PRNGKey, h: Array) -> Array:
         """``v ~ N(b + sigma (W h), sigma^2)``: ``[B, H] -> [B, V]``."""
         mean = self.visible_mean(h)
-        return mean + self.sigma() * jax.random.normal(key, mean.shape)
+        return mean + self.sigma() * rng.normal(key, mean.shape)
 
     def output(self, v_flat: Array) -> Array:
         return v_flat
 
-    def free_energy_flat(self, v_flat: Array) -> Array:
-        """``F(v) = sum_i (v_i - b_i)^2/(2 sigma_i^2) - sum_j softplus(c_j + ((v/sigma)^T W)_j)``."""
+    def free_energy_and_hidden_logits(self, v_flat: Array) -> tuple[Array, Array]:
+        """``(F(v) [B], logits [B, H])``: ``F = sum_i (v_i - b_i)^2/(2 sigma_i^2) -
+        sum_j softplus(logits_j)``, ``logits = c + (v/sigma)^T W``."""
         quad = 0.5 * jnp.sum(((v_flat - self.visible_bias[...]) / self.sigma()) ** 2, axis=-1)
-        return quad - jnp.sum(jax.nn.softplus(self.hidden_logits(v_flat)), axis=-1)
+        logits = self.hidden_logits(v_flat)
+        return quad - jnp.sum(jax.nn.softplus(logits), axis=-1), logits
 
     def hidden_free_energy(self, h: Array) -> Array:
         """``-log int exp(-E(v, h)) dv = -c^T h - (b/sigma)^T a - |a|^2/2 - sum_i log(sqrt(2 pi)

@@ -16,6 +16,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxgen.mcmc import rng
 from jaxgen.types import Array, PRNGKey, SamplingAlgorithm
 
 
@@ -63,7 +64,7 @@ def binary_gibbs(logdensity_fn: Callable[[Array], Array] | None = None,
         shape = state.position.shape
         x0 = state.position.reshape(-1).astype(jnp.float32)  # [D]
         num_sites = x0.shape[0]
-        uniforms = jax.random.uniform(key, (num_sites,))
+        uniforms = rng.uniform(key, (num_sites,))
 
         def logit(x, i):
             if conditional_logit_fn is not None:

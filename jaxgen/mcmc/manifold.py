@@ -23,6 +23,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxgen.mcmc import rng
 from jaxgen.mcmc.proposal import metropolis_accept
 from jaxgen.types import Array, PRNGKey, SamplingAlgorithm
 
@@ -85,7 +86,7 @@ def _manifold(logdensity_fn, step_size, damping, adjusted: bool) -> SamplingAlgo
         x = state.position.reshape(-1)
         lam, vecs = state.metric_eigenvalues, state.metric_eigenvectors
         mean, log_q_fwd = mean_and_log_q(x, state.logdensity_grad, lam, vecs)
-        xi = jax.random.normal(key_prop, x.shape, x.dtype)
+        xi = rng.normal(key_prop, x.shape, x.dtype)
         proposal = mean + jnp.sqrt(2.0 * step_size) * vecs @ (xi / jnp.sqrt(lam))
         logdensity, grad, lam_new, vecs_new = geometry(proposal)
         new = ManifoldState(proposal.reshape(shape), logdensity, grad, lam_new, vecs_new)
