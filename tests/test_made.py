@@ -95,6 +95,19 @@ def test_connectivity_agnostic_loss_uses_one_mask_per_key():
         np.testing.assert_allclose(loss, per_mask[m], rtol=1e-5)
 
 
+def test_dropout_acts_only_in_the_training_loss_and_keeps_masks():
+    model = MADE((3, 3, 1), 2, (32, 32), dropout=0.5, direct_connections=True, rngs=_rngs())
+    plain = MADE((3, 3, 1), 2, (32, 32), direct_connections=True, rngs=_rngs())
+    x = jnp.asarray(np.random.default_rng(2).integers(0, 2, (8, 3, 3, 1)), jnp.int32)
+    np.testing.assert_allclose(model.log_prob(x), plain.log_prob(x), rtol=1e-6)
+    losses = [float(connectivity_agnostic_loss(model, x, jax.random.key(s))[0]) for s in (0, 1)]
+    assert losses[0] != losses[1] and all(np.isfinite(losses))
+    # A dropped unit removes paths, never adds one: still autoregressive under dropout.
+    fn = lambda v: model.params_from_inputs(v[None], 0, jax.random.key(3))[0]
+    jac = jax.jacfwd(fn)(jnp.ones((3, 3, 1))).reshape(9, 9)  # [out d, in j]
+    assert np.all(np.abs(np.triu(np.asarray(jac))) == 0)
+
+
 def test_ensemble_samples_are_valid_and_deterministic():
     model = MADE((3, 3, 1), 3, (16,), ordering="random", num_masks=3,
                  direct_connections=True, rngs=_rngs())
@@ -114,6 +127,8 @@ def test_ensemble_samples_are_valid_and_deterministic():
     (dict(hidden_sizes=(), direct_connections=True), ValueError, "direct_connections"),
     (dict(direct_connections="yes"), TypeError, "direct_connections"),
     (dict(num_levels=1), ValueError, "num_levels"),
+    (dict(dropout=1.0), ValueError, "dropout"),
+    (dict(dropout="0.1"), TypeError, "dropout"),
     (dict(mask_seed=-1), ValueError, "mask_seed"),
     (dict(event_shape=(3, 0, 1)), ValueError, r"event_shape\[1\]"),
     (dict(head="bernoulli", num_levels=3), ValueError, "Bernoulli"),

@@ -11,26 +11,75 @@ from flax import nnx
 from experiments.registry import ModelData, RunHooks, register
 from jaxgen.autoregressive import (MADE, NADE, CausalTransformer, DiagonalBiLSTM,
                                    GatedPixelCNN, LSTMModel, PixelCNN, RowLSTM,
-                                   connectivity_agnostic_loss)
+                                   connectivity_agnostic_loss, make_scheduled_sampling_loss)
 from jaxgen.training.state import merge_model, split_model
 
+# ``config.model`` fields of the models that may train with scheduled sampling (LSTM,
+# transformer); "none" keeps teacher forcing. See `jaxgen.autoregressive.scheduled_sampling`:
+# ``scheduled_sampling`` is a schedule name (constant, linear, exponential, inverse_sigmoid)
+# of the probability of feeding the ground truth, with the paper's parameters ``k``, ``c``
+# (linear slope) and a floor ``min``; ``method`` is "parallel" (two passes, any model) or
+# "sequential" (the exact one-scan version, LSTM only).
+SCHEDULED_SAMPLING_DEFAULTS = dict(
+    scheduled_sampling="none", scheduled_sampling_k=1.0, scheduled_sampling_c=0.0,
+    scheduled_sampling_min=0.0, scheduled_sampling_method="parallel")
 
+
+def _scheduled_sampling_loss(mc):
+    """``(loss_fn, extra_init)`` from ``config.model`` or None (teacher forcing).
+
+    Fields missing from the config (one saved before they existed) take their defaults.
+
+    Raises:
+      ValueError: naming the config key, for an unknown schedule or method, a bad
+        parameter, or ``method="sequential"`` on a model other than the LSTM.
+    """
+    field = {name: mc.get(name, default) for name, default in SCHEDULED_SAMPLING_DEFAULTS.items()}
+    if field["scheduled_sampling"] == "none":
+        return None
+    if field["scheduled_sampling_method"] == "sequential" and mc.name != "lstm":
+        raise ValueError(f"config.model.scheduled_sampling_method='sequential' needs the lstm "
+                         f"model, got config.model.name={mc.name!r}; use 'parallel'")
+    try:
+        return make_scheduled_sampling_loss(
+            field["scheduled_sampling"], method=field["scheduled_sampling_method"],
+            k=field["scheduled_sampling_k"], c=field["scheduled_sampling_c"],
+            min_value=field["scheduled_sampling_min"])
+    except ValueError as err:
+        raise ValueError(f"config.model.scheduled_sampling*: {err} (or 'none' to turn scheduled "
+                         "sampling off)") from None
+
+
+def _scheduled_sampling_train_kwargs(config, dataset) -> dict:
+    """Scheduled sampling: the loss and its step counter (``extra``) for ``train``."""
+    del dataset
+    loss = _scheduled_sampling_loss(config.model)
+    return {} if loss is None else {"loss_fn": loss[0], "extra_init": loss[1]}
+
+
+def _no_eval_changes(config, dataset, model, key):
+    del config, dataset, key
+    return model, {}
+
+
+_SCHEDULED_SAMPLING_HOOKS = RunHooks(_scheduled_sampling_train_kwargs, _no_eval_changes)
 
 
 @register("made", data_kind="discrete", hidden_sizes=(500,), ordering="natural",
-          num_masks=1, mask_seed=0, head="auto", direct_connections=False)
+          num_masks=1, mask_seed=0, head="auto", direct_connections=False, dropout=0.0)
 def _made(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
     """MADE (masked MLP); ``num_masks > 1`` evaluates the ensemble of orderings/masks."""
     return MADE(data.event_shape, data.num_levels, tuple(mc.hidden_sizes), ordering=mc.ordering,
                 num_masks=mc.num_masks, mask_seed=mc.mask_seed, head=mc.head,
-                direct_connections=mc.direct_connections, rngs=rngs)
+                direct_connections=mc.direct_connections, dropout=mc.dropout, rngs=rngs)
 
 
 def _made_train_kwargs(config, dataset) -> dict:
     """``num_masks > 1``: connectivity-agnostic training (one mask per step); validation
-    and test use the ensemble ``log_prob`` (``M`` passes)."""
+    and test use the ensemble ``log_prob`` (``M`` passes). ``dropout > 0``: the same loss
+    (`jaxgen.autoregressive.made.made_loss`) drops hidden units in training only."""
     del dataset
-    if int(config.model.num_masks) > 1:
+    if int(config.model.num_masks) > 1 or float(config.model.dropout) > 0.0:
         return {"loss_fn": connectivity_agnostic_loss}
     return {}
 
@@ -66,10 +115,15 @@ def _nade(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
     return NADE(data.event_shape, data.num_levels, mc.hidden_size, head=mc.head, rngs=rngs)
 
 
-@register("lstm", data_kind="discrete", hidden_size=256, head="auto")
+@register("lstm", data_kind="discrete", hidden_size=256, head="auto",
+          **SCHEDULED_SAMPLING_DEFAULTS)
 def _lstm(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
-    """LSTM over the flattened raster sequence."""
+    """LSTM over the flattened raster sequence (optionally with scheduled sampling)."""
+    _scheduled_sampling_loss(mc)  # bad scheduled-sampling fields fail before training
     return LSTMModel(data.event_shape, data.num_levels, mc.hidden_size, head=mc.head, rngs=rngs)
+
+
+_lstm.run_hooks = _SCHEDULED_SAMPLING_HOOKS
 
 
 @register("pixelcnn", data_kind="discrete", hidden_channels=64, num_layers=5,
@@ -110,9 +164,14 @@ def _diagonal_bilstm(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
 
 
 @register("transformer", data_kind="discrete", d_model=64, num_heads=4, num_layers=2,
-          mlp_ratio=4, head="auto")
+          mlp_ratio=4, head="auto", **SCHEDULED_SAMPLING_DEFAULTS)
 def _transformer(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
-    """Causal transformer with learned positions over the raster sequence."""
+    """Causal transformer with learned positions over the raster sequence (optionally with
+    scheduled sampling)."""
+    _scheduled_sampling_loss(mc)  # bad scheduled-sampling fields fail before training
     return CausalTransformer(data.event_shape, data.num_levels, d_model=mc.d_model,
                              num_heads=mc.num_heads, num_layers=mc.num_layers,
                              mlp_ratio=mc.mlp_ratio, head=mc.head, rngs=rngs)
+
+
+_transformer.run_hooks = _SCHEDULED_SAMPLING_HOOKS

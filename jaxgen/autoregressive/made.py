@@ -18,6 +18,9 @@ Training one mask per step (`connectivity_agnostic_loss`) makes one set of weigh
 all of them; at test time `log_prob` averages their probabilities (an ensemble):
 ``log p(x) = logsumexp_m log p_m(x) - log M``, itself a normalized distribution. The
 ensemble costs ``M`` forward passes (a ``lax.map`` over the masks: one compiled pass).
+
+``dropout > 0`` drops hidden units during training only (inverted dropout, active when a
+``dropout_key`` is passed, as `made_loss` does); ``log_prob`` and ``sample`` never drop.
 """
 from __future__ import annotations
 
@@ -62,7 +65,7 @@ class MADE(AutoregressiveModel):
     def __init__(self, event_shape: Sequence[int], num_levels: int,
                  hidden_sizes: Sequence[int] = (500,), *, ordering: str = "natural",
                  num_masks: int = 1, head: str = "auto", mask_seed: int = 0,
-                 direct_connections: bool = False, rngs: nnx.Rngs):
+                 direct_connections: bool = False, dropout: float = 0.0, rngs: nnx.Rngs):
         """Args:
           event_shape: shape of one example, e.g. ``(28, 28, 1)``.
           num_levels: ``K`` levels per dimension (binary data: 2, scalar-encoded inputs).
@@ -72,11 +75,13 @@ class MADE(AutoregressiveModel):
           head: per-dimension output distribution (`jaxgen.autoregressive.heads`).
           mask_seed: NumPy seed of the random orderings and hidden degrees.
           direct_connections: add the masked linear input-to-output term ``x A * M_A``.
+          dropout: probability of dropping each hidden unit in training, in ``[0, 1)``.
           rngs: parameter keys.
 
         Raises:
           ValueError / TypeError: bad ``ordering``, ``num_masks``, ``hidden_sizes``,
-            ``num_levels``, ``event_shape`` or ``direct_connections`` (named in the message).
+            ``num_levels``, ``event_shape``, ``direct_connections`` or ``dropout`` (named in
+            the message).
         """
         if ordering not in ORDERINGS:
             raise ValueError(f"ordering must be one of {ORDERINGS}, got {ordering!r}")
@@ -94,6 +99,12 @@ class MADE(AutoregressiveModel):
             raise ValueError("direct_connections=True needs at least one hidden layer: with "
                              "hidden_sizes=() the model already is the linear input-to-output "
                              "autoregressive term")
+        if (isinstance(dropout, (bool, np.bool_))
+                or not isinstance(dropout, (int, float, np.integer, np.floating))):
+            raise TypeError(f"dropout must be a float in [0, 1), got {dropout!r}")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        self.dropout = float(dropout)
         self.event_shape = tuple(_check_int(f"event_shape[{i}]", s, 1)
                                  for i, s in enumerate(event_shape))
         if not self.event_shape:
@@ -128,24 +139,34 @@ class MADE(AutoregressiveModel):
     def direct_connections(self) -> bool:
         return self.direct is not None
 
-    def params_from_inputs(self, inputs: Array, mask_index: Array | int = 0) -> Array:
-        """``[B, *E, F]`` -> ``[B, *E, P]`` with mask set ``mask_index`` (may be traced)."""
+    def params_from_inputs(self, inputs: Array, mask_index: Array | int = 0,
+                           dropout_key: PRNGKey | None = None) -> Array:
+        """``[B, *E, F]`` -> ``[B, *E, P]`` with mask set ``mask_index`` (may be traced);
+        with ``dropout_key`` (and ``dropout > 0``) hidden units are dropped (training)."""
         b = inputs.shape[0]
         x = inputs.reshape(b, -1)  # [B, D * F]
         h = x
-        for layer in self.layers[:-1]:
+        for i, layer in enumerate(self.layers[:-1]):
             h = jax.nn.relu(layer(h, mask_index))  # [B, H]
+            if dropout_key is not None and self.dropout > 0.0:
+                keep = jax.random.bernoulli(jax.random.fold_in(dropout_key, i),
+                                            1.0 - self.dropout, h.shape)  # [B, H]
+                h = jnp.where(keep, h / (1.0 - self.dropout), 0.0)
         out = self.layers[-1](h, mask_index)  # [B, D * P]
         if self.direct is not None:
             out = out + self.direct(x, mask_index)  # [B, D * P]
         return out.reshape(b, *self.event_shape, self.head.num_params)
 
-    def log_prob_with_mask(self, x: Array, mask_index: Array | int) -> Array:
-        """``log p_m(x)`` ``[B]`` of one (ordering, connectivity) ``m``."""
-        return self._log_prob_checked(self.check_input(x), mask_index)
+    def log_prob_with_mask(self, x: Array, mask_index: Array | int,
+                           dropout_key: PRNGKey | None = None) -> Array:
+        """``log p_m(x)`` ``[B]`` of one (ordering, connectivity) ``m`` (``dropout_key``:
+        training-time hidden dropout, see `params_from_inputs`)."""
+        return self._log_prob_checked(self.check_input(x), mask_index, dropout_key)
 
-    def _log_prob_checked(self, x: Array, mask_index: Array | int) -> Array:
-        params = self.params_from_inputs(self.encode(x), mask_index)  # [B, *E, P]
+    def _log_prob_checked(self, x: Array, mask_index: Array | int,
+                          dropout_key: PRNGKey | None = None) -> Array:
+        params = self.params_from_inputs(self.encode(x), mask_index,
+                                         dropout_key)  # [B, *E, P]
         return jnp.sum(self.head.log_prob(params, x).reshape(x.shape[0], -1), axis=-1)
 
     def log_prob_per_mask(self, x: Array) -> Array:
@@ -191,15 +212,20 @@ class MADE(AutoregressiveModel):
         return x.reshape(n, *self.event_shape)
 
 
-def connectivity_agnostic_loss(model: MADE, batch: Array, key: PRNGKey):
+def made_loss(model: MADE, batch: Array, key: PRNGKey):
     """Loss for `jaxgen.training.train`: NLL under one mask drawn uniformly per step,
 
-    ``L = -(1/B) sum_b log p_m(x_b)``, ``m ~ U{0..M-1}`` (from ``key``); its expectation is
-    the mean over masks of each mask's NLL.
+    ``L = -(1/B) sum_b log p_m(x_b)``, ``m ~ U{0..M-1}`` (from ``key``; always 0 for one
+    mask); its expectation is the mean over masks of each mask's NLL (connectivity-agnostic
+    training). With ``model.dropout > 0`` hidden units are dropped (key ``fold_in(key, 1)``).
     """
     mask_index = jax.random.randint(key, (), 0, model.num_masks)
-    loss = -jnp.mean(model.log_prob_with_mask(batch, mask_index))
+    dropout_key = jax.random.fold_in(key, 1) if model.dropout > 0.0 else None
+    loss = -jnp.mean(model.log_prob_with_mask(batch, mask_index, dropout_key))
     return loss, {"nll": loss}
 
 
-__all__ = ["MADE", "connectivity_agnostic_loss"]
+connectivity_agnostic_loss = made_loss  # the name used where ``num_masks > 1``
+
+
+__all__ = ["MADE", "connectivity_agnostic_loss", "made_loss"]
