@@ -35,6 +35,21 @@ def test_train_step_benchmark_quick():
     assert records[0]["num_params"] == 64 * 17 and records[1]["num_params"] == 4
 
 
+def test_train_step_benchmark_random_data_autoregressive():
+    """--data=random runs a binarized-MNIST config without its data file; memory is reported."""
+    from experiments.benchmarks.train_step import CONFIG_GROUPS, expand_config_names
+    assert len(CONFIG_GROUPS["ar_binarized_mnist"]) == 7
+    assert expand_config_names(["ar_binarized_mnist", "x"])[-1] == "x"
+    records = _run_module("experiments.benchmarks.train_step", "--quick", "--data=random",
+                          "--configs=made_binarized_mnist", "--steps_per_call=0")
+    (r,) = records
+    assert r["dataset"] == "random" and r["data"] == "random"
+    assert r["event_shape"] == [28, 28, 1] and r["batch_size"] == 100
+    assert r["steps_per_call"] == 100  # 0: the config's train.steps_per_call
+    assert r["steps_per_s"] > 0 and r["peak_bytes_xla"] > 50_000 * 784  # the train set
+    assert r["max_rss_bytes"] > 0 and "peak_bytes_in_use" in r
+
+
 def test_sampling_benchmark_quick():
     records = _run_module("experiments.benchmarks.sampling", "--quick")
     rows = [r for r in records if not r.get("summary")]

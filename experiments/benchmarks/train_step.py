@@ -1,27 +1,45 @@
-"""Train-step throughput: compile seconds and steady-state steps/s, one JSON line per config.
+"""Train-step throughput and memory: compile seconds, steady-state steps/s, peak bytes.
 
-``python -m experiments.benchmarks.train_step [--quick] [--configs a,b] [--steps_per_call K]``
+``python -m experiments.benchmarks.train_step [--quick] [--configs a,b] [--steps_per_call K]
+[--data=random]``
 
 For each config (``experiments/configs/<name>.py``) it builds the data and model exactly as a
 run does (`experiments.run.build_experiment`), jit-compiles the loop's train step
 (`jaxgen.training.steps.make_train_step`, parameters replicated and the batch sharded over
-all devices, state donated), times the first call (``compile_s``), warms up, then times a
-window of back-to-back calls ended by ``block_until_ready``. Any config name works, so
-later model families benchmark by passing theirs.
+all devices, state donated), times the first call (``compile_s``: lowering, compilation and
+one step), warms up, then times a window of back-to-back calls ended by
+``block_until_ready``. Any config name works, so later model families benchmark by passing
+theirs; ``--configs`` also takes group names (`CONFIG_GROUPS`): ``baselines`` (the default)
+and ``ar_binarized_mnist`` (every autoregressive model at its binarized-MNIST config).
 
-Output keys: config, model, dataset, batch_size, steps_per_call, num_params, compile_s,
-steps_per_s, examples_per_s, timed_steps, timed_s, device_kind, device_count, platform.
+``--data=random`` replaces the config's data by uniform random levels (``--random_levels``,
+default 2) of shape ``--random_shape`` (default 28,28,1) with binarized MNIST's split sizes
+(50k/10k/10k), so e.g. the binarized-MNIST configs run without the data file; the model,
+batch size and optimizer are the config's. Throughput does not depend on the pixel values.
+
+Output keys: config, model, dataset, data, event_shape, batch_size, steps_per_call,
+num_params, compile_s, steps_per_s, examples_per_s, timed_steps, timed_s, peak_bytes_xla
+(XLA's memory analysis of the compiled step: its peak, i.e. arguments + outputs - donated
+aliases + temporaries; the whole train set is an argument), temp_bytes_xla,
+peak_bytes_in_use (the device allocator's peak where it reports one, e.g. GPU; else null),
+max_rss_bytes (the process's peak resident memory so far: with several configs in one
+process it is the maximum over the configs run until then; run one config per process for
+per-model numbers), device_kind, device_count, platform.
 """
 from __future__ import annotations
 
 import json
 import math
+import os
+import resource
+import tempfile
 import time
 
 import jax
 import numpy as np
 from absl import app, flags
 
+from experiments.configs import common
 from experiments.run import build_experiment, load_config
 from jaxgen.training import count_params
 from jaxgen.training import sharding as shd
@@ -35,19 +53,109 @@ DEFAULT_CONFIGS = (
     "diagonal_gaussian_digits",
     "diagonal_gaussian_moons",
 )
+AR_BINARIZED_MNIST_CONFIGS = tuple(f"{model}_binarized_mnist" for model in (
+    "made", "nade", "pixelcnn", "gated_pixelcnn", "rowlstm", "diagonal_bilstm", "transformer"))
+CONFIG_GROUPS = {"baselines": DEFAULT_CONFIGS, "ar_binarized_mnist": AR_BINARIZED_MNIST_CONFIGS}
+# Split sizes of the random data (those of binarized MNIST, so the train set an XLA step
+# holds as an argument has the size of a real run's).
+RANDOM_SPLITS = {"train": 50_000, "valid": 10_000, "test": 10_000}
 
 _QUICK = flags.DEFINE_bool("quick", False, "Short timing window (smoke test).")
-_CONFIGS = flags.DEFINE_list("configs", list(DEFAULT_CONFIGS), "Config names to benchmark.")
+_CONFIGS = flags.DEFINE_list(
+    "configs", list(DEFAULT_CONFIGS),
+    f"Config names to benchmark, or group names: {sorted(CONFIG_GROUPS)}.")
 _STEPS_PER_CALL = flags.DEFINE_integer(
-    "steps_per_call", 1, "Optimizer steps per jitted call (lax.scan); 1 times single steps.")
+    "steps_per_call", 1, "Optimizer steps per jitted call (lax.scan); 1 times single steps, "
+    "0 uses each config's train.steps_per_call.")
 _MIN_TIME_S = flags.DEFINE_float("min_time_s", 2.0, "Length of the timed window (seconds).")
+_DATA = flags.DEFINE_enum(
+    "data", "config", ["config", "random"],
+    "'config': the config's data set; 'random': uniform random levels (no data file).")
+_RANDOM_SHAPE = flags.DEFINE_list("random_shape", ["28", "28", "1"],
+                                  "Event shape of --data=random.")
+_RANDOM_LEVELS = flags.DEFINE_integer("random_levels", 2, "Levels of --data=random.")
+
+
+def expand_config_names(names) -> list[str]:
+    """Config names with group names (`CONFIG_GROUPS`) replaced by their members."""
+    out = []
+    for name in names:
+        out.extend(CONFIG_GROUPS.get(name, (name,)))
+    return out
+
+
+def build_random_experiment(config, event_shape, num_levels: int, seed: int = 0):
+    """`build_experiment` on uniform random levels ``[N, *event_shape]`` (`RANDOM_SPLITS`).
+
+    The random splits go through the ``npz`` data source (a temporary file), so the config is
+    validated and the model built by exactly the code a real run uses.
+    """
+    if num_levels < 2:
+        raise ValueError(f"random data need num_levels >= 2, got {num_levels}")
+    event_shape = tuple(int(s) for s in event_shape)
+    if not event_shape or min(event_shape) < 1:
+        raise ValueError(f"random data need a non-empty positive event shape, got {event_shape}")
+    rng = np.random.default_rng(seed)
+    dtype = np.uint8 if num_levels <= 256 else np.int32
+    splits = {split: rng.integers(0, num_levels, (n, *event_shape), dtype=dtype)
+              for split, n in RANDOM_SPLITS.items()}
+    config = config.copy_and_resolve_references()
+    dequantize = config.data.get("dequantize", "none")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "random.npz")
+        np.savez(path, **splits)
+        config.data = common.data_config("npz", path=path, num_levels=num_levels,
+                                         dequantize=dequantize)
+        return build_experiment(config)
+
+
+def memory_record(compiled) -> dict:
+    """Peak-memory fields of a record (see the module docstring)."""
+    out = {"peak_bytes_xla": None, "temp_bytes_xla": None, "peak_bytes_in_use": None}
+    try:
+        mem = compiled.memory_analysis()
+    except Exception:  # noqa: BLE001 - some backends do not implement it
+        mem = None
+    if mem is not None:
+        # Donated inputs alias outputs: count them once. (``peak_memory_in_bytes`` is not
+        # used: on XLA:CPU it leaves out the temporaries.)
+        out["peak_bytes_xla"] = int(mem.argument_size_in_bytes + mem.output_size_in_bytes
+                                    - mem.alias_size_in_bytes + mem.temp_size_in_bytes)
+        out["temp_bytes_xla"] = int(mem.temp_size_in_bytes)
+    try:
+        stats = jax.devices()[0].memory_stats() or {}
+    except Exception:  # noqa: BLE001 - CPU clients may not report allocator stats
+        stats = {}
+    if "peak_bytes_in_use" in stats:
+        out["peak_bytes_in_use"] = int(stats["peak_bytes_in_use"])
+    out["max_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return out
 
 
 def benchmark_train_step(name: str, *, steps_per_call: int = 1, min_time_s: float = 2.0,
-                         warmup_calls: int = 2) -> dict:
-    """Times the jitted train step of config ``name``; returns one JSON-able record."""
+                         warmup_calls: int = 2, data: str = "config",
+                         random_shape=(28, 28, 1), random_levels: int = 2) -> dict:
+    """Times the jitted train step of config ``name``; returns one JSON-able record.
+
+    Args:
+      name: config name (or path, see `experiments.run.load_config`).
+      steps_per_call: optimizer steps per jitted call; 0 takes ``config.train.steps_per_call``.
+      min_time_s: length of the timed window.
+      warmup_calls: untimed calls after the first (compiling) one.
+      data: ``"config"`` (the config's data) or ``"random"`` (`build_random_experiment`).
+      random_shape, random_levels: event shape and levels of ``data="random"``.
+    """
     config = load_config(name)
-    exp = build_experiment(config)
+    if data == "config":
+        exp = build_experiment(config)
+    elif data == "random":
+        exp = build_random_experiment(config, random_shape, random_levels, int(config.seed))
+    else:
+        raise ValueError(f"data must be 'config' or 'random', got {data!r}")
+    if steps_per_call == 0:
+        steps_per_call = int(config.train.steps_per_call)
+    if steps_per_call < 1:
+        raise ValueError(f"steps_per_call must be >= 1 (or 0: the config's), got {steps_per_call}")
     batch_size = int(config.train.batch_size)
     ema_decay = float(config.train.ema_decay)
     mesh = shd.make_mesh()
@@ -66,6 +174,7 @@ def benchmark_train_step(name: str, *, steps_per_call: int = 1, min_time_s: floa
     shuffle_key, step_key = jax.random.fold_in(base_key, 1), jax.random.fold_in(base_key, 2)
 
     t0 = time.perf_counter()
+    step_fn = step_fn.lower(state, train_data, shuffle_key, step_key).compile()
     state, _ = step_fn(state, train_data, shuffle_key, step_key)
     jax.block_until_ready(state)
     compile_s = time.perf_counter() - t0
@@ -94,6 +203,8 @@ def benchmark_train_step(name: str, *, steps_per_call: int = 1, min_time_s: floa
         "config": name,
         "model": config.model.name,
         "dataset": exp.dataset.name,
+        "data": data,
+        "event_shape": list(exp.dataset.event_shape),
         "batch_size": batch_size,
         "steps_per_call": steps_per_call,
         "num_params": count_params(exp.model),
@@ -102,6 +213,7 @@ def benchmark_train_step(name: str, *, steps_per_call: int = 1, min_time_s: floa
         "examples_per_s": steps_per_s * batch_size,
         "timed_steps": timed_steps,
         "timed_s": timed_s,
+        **memory_record(step_fn),
         "device_kind": device.device_kind,
         "device_count": jax.device_count(),
         "platform": device.platform,
@@ -112,9 +224,12 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     min_time_s = 0.1 if _QUICK.value else _MIN_TIME_S.value
-    for name in _CONFIGS.value:
+    random_shape = tuple(int(s) for s in _RANDOM_SHAPE.value)
+    for name in expand_config_names(_CONFIGS.value):
         record = benchmark_train_step(name, steps_per_call=_STEPS_PER_CALL.value,
-                                      min_time_s=min_time_s)
+                                      min_time_s=min_time_s, data=_DATA.value,
+                                      random_shape=random_shape,
+                                      random_levels=_RANDOM_LEVELS.value)
         print(json.dumps(record), flush=True)
 
 
