@@ -215,3 +215,14 @@ def test_log_prob_of_captured_array_under_jit_matches_eager():
     x = jnp.asarray(np.random.RandomState(0).randint(0, 2, (4, 3, 3, 1)), jnp.int32)
     np.testing.assert_allclose(jax.jit(lambda: model.log_prob(x))(), model.log_prob(x),
                                rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel_width", [1, 3, 5])
+def test_row_lstm_row_convolution_equals_conv2d(kernel_width):
+    from jaxgen.autoregressive.pixelrnn import _row_conv
+    from jaxgen.nn.masked_conv import conv2d
+    h = jax.random.normal(jax.random.key(0), (3, 7, 5))  # [B, W, F]
+    kernel = jax.random.normal(jax.random.key(1), (1, kernel_width, 5, 8))
+    pad = kernel_width // 2
+    expected = conv2d(h[:, None], kernel, 0.0, ((0, 0), (pad, pad)))[:, 0]
+    np.testing.assert_allclose(_row_conv(h, kernel, pad), expected, rtol=1e-5, atol=1e-5)

@@ -37,9 +37,17 @@ def test_train_step_benchmark_quick():
 
 def test_train_step_benchmark_random_data_autoregressive():
     """--data=random runs a binarized-MNIST config without its data file; memory is reported."""
-    from experiments.benchmarks.train_step import CONFIG_GROUPS, expand_config_names
-    assert len(CONFIG_GROUPS["ar_binarized_mnist"]) == 7
-    assert expand_config_names(["ar_binarized_mnist", "x"])[-1] == "x"
+    # in a subprocess: the module defines absl flags, which clash with other modules' flags
+    # of the same name (experiments.demo's --configs) in a shared test process
+    check = ("from experiments.benchmarks.train_step import CONFIG_GROUPS, expand_config_names;"
+             "import json; print(json.dumps([len(CONFIG_GROUPS['ar_binarized_mnist']),"
+             " expand_config_names(['ar_binarized_mnist', 'x'])]))")
+    proc = subprocess.run([sys.executable, "-c", check], cwd=REPO, capture_output=True,
+                          text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    num_ar, expanded = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert num_ar == 7 and len(expanded) == 8 and expanded[-1] == "x"
     records = _run_module("experiments.benchmarks.train_step", "--quick", "--data=random",
                           "--configs=made_binarized_mnist", "--steps_per_call=0")
     (r,) = records
