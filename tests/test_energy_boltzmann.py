@@ -10,6 +10,7 @@ from flax import nnx
 from jaxgen import mcmc
 from jaxgen.energy import (BernoulliRBM, FullyVisibleBM, GaussianBernoulliRBM,
                            all_binary_states)
+from tests.testing import random_rbm
 
 
 def _fvbm(seed=0, scale=2.0):
@@ -20,14 +21,7 @@ def _fvbm(seed=0, scale=2.0):
     return model
 
 
-def _rbm(seed=0, num_visible=10, num_hidden=6, scale=1.5):
-    model = BernoulliRBM(num_visible, num_hidden, rngs=nnx.Rngs(seed))
-    rng = np.random.default_rng(seed)
-    model.weights[...] = jnp.asarray(scale * rng.normal(size=(num_visible, num_hidden)),
-                                     jnp.float32)
-    model.visible_bias[...] = jnp.asarray(rng.normal(size=num_visible) - 1.0, jnp.float32)
-    model.hidden_bias[...] = jnp.asarray(rng.normal(size=num_hidden), jnp.float32)
-    return model
+_rbm = random_rbm  # tests/testing.py
 
 
 def _state_index(x):  # [N, D] in {0,1} -> integer index (bit i = unit i)

@@ -14,6 +14,7 @@ from jaxgen.energy import BernoulliRBM, MLPEnergy
 from jaxgen.energy.losses import cd_loss, contrastive_loss, pcd_init, pcd_loss
 from jaxgen.energy.replay_buffer import push_replay, sample_replay
 from jaxgen.training import evaluate_nll, train
+from tests.testing import random_rbm
 
 
 def _config(num_steps, lr, name="sgd", **optim):
@@ -79,14 +80,7 @@ def test_pcd_and_cd_training_raise_exact_log_likelihood_on_digits():
     assert abs(nlls["pcd_persist_hidden"] - nlls["pcd"]) < 2.0, nlls
 
 
-def _small_rbm(seed=0, num_visible=10, num_hidden=6, scale=1.5):
-    model = BernoulliRBM(num_visible, num_hidden, rngs=nnx.Rngs(seed))
-    rng = np.random.default_rng(seed)
-    model.weights[...] = jnp.asarray(scale * rng.normal(size=(num_visible, num_hidden)),
-                                     jnp.float32)
-    model.visible_bias[...] = jnp.asarray(rng.normal(size=num_visible) - 1.0, jnp.float32)
-    model.hidden_bias[...] = jnp.asarray(rng.normal(size=num_hidden), jnp.float32)
-    return model
+_small_rbm = random_rbm  # tests/testing.py
 
 
 def test_pcd_persist_hidden_gradient_and_chain_law():

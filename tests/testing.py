@@ -64,3 +64,21 @@ def enumerate_grid(event_shape, num_levels: int) -> np.ndarray:
     num_dims = int(np.prod(event_shape))
     grid = np.array(list(itertools.product(range(num_levels), repeat=num_dims)), np.int32)
     return grid.reshape(-1, *event_shape)
+
+
+def random_rbm(seed: int = 0, num_visible: int = 10, num_hidden: int = 6, scale: float = 1.5):
+    """A small `BernoulliRBM` with strong random couplings (``scale * N(0, 1)``), visible
+    biases ``N(-1, 1)`` and hidden biases ``N(0, 1)``: multimodal enough to test samplers
+    against its enumerated distribution."""
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from jaxgen.energy import BernoulliRBM
+
+    model = BernoulliRBM(num_visible, num_hidden, rngs=nnx.Rngs(seed))
+    rng = np.random.default_rng(seed)
+    model.weights[...] = jnp.asarray(scale * rng.normal(size=(num_visible, num_hidden)),
+                                     jnp.float32)
+    model.visible_bias[...] = jnp.asarray(rng.normal(size=num_visible) - 1.0, jnp.float32)
+    model.hidden_bias[...] = jnp.asarray(rng.normal(size=num_hidden), jnp.float32)
+    return model
