@@ -28,10 +28,11 @@ class RunHooks(NamedTuple):
     """Optional per-model hooks a registry builder carries as ``build_fn.run_hooks`` (read by
     `experiments.run.run_hooks`): ``train_kwargs(config, dataset) -> dict`` of extra ``train``
     arguments; ``prepare_eval(config, dataset, model, key) -> (model, results)`` before the
-    test NLL (e.g. normalizing an energy-based model, per-mask MADE numbers)."""
+    test NLL (e.g. normalizing an energy-based model, per-mask MADE numbers); by default it
+    changes nothing."""
 
     train_kwargs: Callable
-    prepare_eval: Callable
+    prepare_eval: Callable = lambda config, dataset, model, key: (model, {})
 
 
 

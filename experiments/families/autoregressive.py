@@ -57,12 +57,7 @@ def _scheduled_sampling_train_kwargs(config, dataset) -> dict:
     return {} if loss is None else {"loss_fn": loss[0], "extra_init": loss[1]}
 
 
-def _no_eval_changes(config, dataset, model, key):
-    del config, dataset, key
-    return model, {}
-
-
-_SCHEDULED_SAMPLING_HOOKS = RunHooks(_scheduled_sampling_train_kwargs, _no_eval_changes)
+_SCHEDULED_SAMPLING_HOOKS = RunHooks(_scheduled_sampling_train_kwargs)
 
 
 @register("made", data_kind="discrete", hidden_sizes=(500,), ordering="natural",

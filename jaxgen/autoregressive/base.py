@@ -59,20 +59,24 @@ class AutoregressiveModel(nnx.Module):
         check_levels(x, self.num_levels, type(self).__name__)
         return x.astype(jnp.int32)
 
+    def log_prob_per_dim(self, params: Array, x: Array) -> Array:
+        """``log p(x_i | theta_i)`` per raster position: params ``[B, *E, P]`` (from
+        `params_from_inputs`) and levels ``[B, *E]`` -> ``[B, D]`` nats."""
+        return self.head.log_prob(params, x).reshape(x.shape[0], -1)
+
     def log_prob(self, x: Array) -> Array:
         """``sum_i log p(x_i | x_{<i})``: ``[B, *event_shape]`` int levels -> ``[B]`` nats."""
         x = self.check_input(x)
         params = self.params_from_inputs(self.encode(x))  # [B, *E, P]
-        return jnp.sum(self.head.log_prob(params, x).reshape(x.shape[0], -1), axis=-1)
+        return jnp.sum(self.log_prob_per_dim(params, x), axis=-1)
 
-    def sample_naive(self, key: PRNGKey, n: int) -> Array:
-        """Ancestral sampling with one full forward pass per position (a ``lax.scan``).
-
-        Position ``i`` (raster order) is drawn with key ``split(key, D)[i]``; fast samplers
-        use the same keys, so they return identical samples.
-        """
-        d = self.num_dims
-        keys = jax.random.split(key, d)
+    def fill_naive(self, key: PRNGKey, x_flat: Array, start: int = 0) -> Array:
+        """Keeps positions ``< start`` of ``x_flat [n, D]`` (int levels) and draws positions
+        ``start .. D-1`` in raster order, ``x_i ~ p(. | x_{<i})``, one full forward pass per
+        position (a ``lax.scan``). Position ``i`` uses the key ``split(key, D)[i]`` whatever
+        ``start`` is. Returns ``[n, *event_shape]`` int32."""
+        n, d = x_flat.shape[0], self.num_dims
+        keys = jax.random.split(key, d)[start:]
 
         def step(x_flat, inputs):  # x_flat [n, D]
             i, key_i = inputs
@@ -80,9 +84,15 @@ class AutoregressiveModel(nnx.Module):
             params_i = jax.lax.dynamic_index_in_dim(params.reshape(n, d, -1), i, 1, False)
             return x_flat.at[:, i].set(self.head.sample(key_i, params_i)), None  # [n, P] -> [n]
 
-        x0 = jnp.zeros((n, d), jnp.int32)
-        x, _ = jax.lax.scan(step, x0, (jnp.arange(d), keys))
+        x, _ = jax.lax.scan(step, x_flat.astype(jnp.int32), (jnp.arange(start, d), keys))
         return x.reshape(n, *self.event_shape)
+
+    def sample_naive(self, key: PRNGKey, n: int) -> Array:
+        """Ancestral sampling with one full forward pass per position (`fill_naive` from
+        zeros). Position ``i`` (raster order) is drawn with key ``split(key, D)[i]``; fast
+        samplers use the same keys, so they return identical samples.
+        """
+        return self.fill_naive(key, jnp.zeros((n, self.num_dims), jnp.int32))
 
     def sample(self, key: PRNGKey, n: int) -> Array:
         """``n`` samples ``[n, *event_shape]`` int32 (naive unless a subclass is faster)."""

@@ -57,7 +57,8 @@ def complete(model: AutoregressiveModel, key: PRNGKey, x: Array, prefix_len: int
     """Keeps ``x``'s first ``prefix_len`` raster positions and samples the rest from the model.
 
     ``s_{<L} = x_{<L}``, then ``s_i ~ p(. | s_{<i})`` for ``i = L .. D-1``, one full
-    ``params_from_inputs`` pass per position (a ``lax.scan``; works for every model).
+    ``params_from_inputs`` pass per position (`AutoregressiveModel.fill_naive`; works for
+    every model).
     Position ``i`` uses the key ``split(key, D)[i]``, as `AutoregressiveModel.sample_naive`
     does: ``prefix_len = 0`` reproduces ``sample_naive(key, B)``.
 
@@ -72,17 +73,7 @@ def complete(model: AutoregressiveModel, key: PRNGKey, x: Array, prefix_len: int
     """
     x = model.check_input(x)
     length = _check_prefix_len(model, prefix_len)
-    b, d = x.shape[0], model.num_dims
-    keys = jax.random.split(key, d)[length:]
-
-    def step(s_flat, inputs):  # s_flat [B, D]
-        i, key_i = inputs
-        params = model.params_from_inputs(model.encode(s_flat.reshape(x.shape)))
-        params_i = jax.lax.dynamic_index_in_dim(params.reshape(b, d, -1), i, 1, False)
-        return s_flat.at[:, i].set(model.head.sample(key_i, params_i)), None  # [B, P] -> [B]
-
-    s, _ = jax.lax.scan(step, x.reshape(b, d), (jnp.arange(length, d), keys))
-    return s.reshape(x.shape)
+    return model.fill_naive(key, x.reshape(x.shape[0], -1), length)
 
 
 def continuation_log_prob(model: AutoregressiveModel, x: Array, prefix_len: int) -> Array:
@@ -90,8 +81,7 @@ def continuation_log_prob(model: AutoregressiveModel, x: Array, prefix_len: int)
     x = model.check_input(x)
     length = _check_prefix_len(model, prefix_len)
     params = model.params_from_inputs(model.encode(x))  # [B, *E, P]
-    per_dim = model.head.log_prob(params, x).reshape(x.shape[0], -1)  # [B, D]
-    return jnp.sum(per_dim[:, length:], axis=-1)
+    return jnp.sum(model.log_prob_per_dim(params, x)[:, length:], axis=-1)
 
 
 class ContinuationNLL(NamedTuple):

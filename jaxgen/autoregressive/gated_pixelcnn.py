@@ -148,7 +148,7 @@ class GatedPixelCNN(AutoregressiveModel):
         """``[B, H, W, C]`` int levels (and ``labels [B]`` if conditional) -> ``[B]`` nats."""
         x = self.check_input(x)
         params = self.params_from_inputs(self.encode(x), labels)
-        return jnp.sum(self.head.log_prob(params, x).reshape(x.shape[0], -1), axis=-1)
+        return jnp.sum(self.log_prob_per_dim(params, x), axis=-1)
 
     def sample_naive(self, key: PRNGKey, n: int, labels: Array | None = None) -> Array:
         """One full forward pass per position (``lax.scan``); see `AutoregressiveModel`."""

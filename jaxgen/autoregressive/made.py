@@ -167,7 +167,7 @@ class MADE(AutoregressiveModel):
                           dropout_key: PRNGKey | None = None) -> Array:
         params = self.params_from_inputs(self.encode(x), mask_index,
                                          dropout_key)  # [B, *E, P]
-        return jnp.sum(self.head.log_prob(params, x).reshape(x.shape[0], -1), axis=-1)
+        return jnp.sum(self.log_prob_per_dim(params, x), axis=-1)
 
     def log_prob_per_mask(self, x: Array) -> Array:
         """``log p_m(x)`` for every mask, ``[M, B]`` (a ``lax.map``: one compiled pass)."""

@@ -166,9 +166,8 @@ def parallel_scheduled_sampling_log_prob(model: AutoregressiveModel, x: Array, k
     use_truth = jax.random.uniform(mix_key, x.shape) < p  # [B, *E]; p=1: all, p=0: none
     mixed = jnp.where(use_truth, x, guesses)
     params = model.params_from_inputs(model.encode(mixed))  # [B, *E, P]
-    b = x.shape[0]
-    log_prob = jnp.sum(model.head.log_prob(params, x).reshape(b, -1), axis=-1)  # [B]
-    tf_log_prob = jnp.sum(model.head.log_prob(params_tf, x).reshape(b, -1), axis=-1)
+    log_prob = jnp.sum(model.log_prob_per_dim(params, x), axis=-1)  # [B]
+    tf_log_prob = jnp.sum(model.log_prob_per_dim(params_tf, x), axis=-1)
     return log_prob, MixedHistory(mixed, use_truth, tf_log_prob)
 
 

@@ -167,7 +167,7 @@ def rbm_ais(key: PRNGKey, rbm, betas, num_runs: int,
         def transition(k, v, beta):
             k_h, k_v = jax.random.split(k)
             p_h = jax.nn.sigmoid(beta * ((v / sigma) @ w + c))
-            h = (rng.uniform(k_h, p_h.shape) < p_h).astype(jnp.float32)
+            h = rng.bernoulli_from_probs(k_h, p_h)
             mean = b + sigma * beta * (h @ w.T)
             return mean + sigma * rng.normal(k_v, mean.shape)
 
@@ -188,13 +188,13 @@ def rbm_ais(key: PRNGKey, rbm, betas, num_runs: int,
         def transition(k, v, beta):
             k_h, k_v = jax.random.split(k)
             p_h = jax.nn.sigmoid(beta * (v @ w + c))
-            h = (rng.uniform(k_h, p_h.shape) < p_h).astype(jnp.float32)
+            h = rng.bernoulli_from_probs(k_h, p_h)
             p_v = jax.nn.sigmoid((1 - beta) * b_a + beta * (h @ w.T + b))
-            return (rng.uniform(k_v, p_v.shape) < p_v).astype(jnp.float32)
+            return rng.bernoulli_from_probs(k_v, p_v)
 
         def sample_base(k, n):
-            return (rng.uniform(k, (n, num_visible)) < jax.nn.sigmoid(b_a)).astype(
-                jnp.float32)
+            return rng.bernoulli_from_probs(
+                k, jnp.broadcast_to(jax.nn.sigmoid(b_a), (n, num_visible)))
 
         log_z_base = jnp.sum(jax.nn.softplus(b_a)) + num_hidden * math.log(2.0)
     else:
@@ -228,7 +228,7 @@ def fvbm_ais(key: PRNGKey, fvbm, betas, num_runs: int,
         return x
 
     def sample_base(k, n):
-        return (rng.uniform(k, (n, d)) < jax.nn.sigmoid(b_a)).astype(jnp.float32)
+        return rng.bernoulli_from_probs(k, jnp.broadcast_to(jax.nn.sigmoid(b_a), (n, d)))
 
     return ais(key, sample_base, jnp.sum(jax.nn.softplus(b_a)), path, transition, betas,
                num_runs)
