@@ -111,6 +111,39 @@ def test_nan_stop_keeps_last_good_checkpoint(tmp_path):
     assert "10" in os.listdir(tmp_path / "checkpoints")
 
 
+@pytest.mark.parametrize("poison", ["nan_loss", "inf_grad"])
+def test_bad_step_leaves_params_and_optimizer_state_unchanged(poison):
+    """A step with a non-finite loss or gradient is skipped (the update runs in a
+    ``lax.cond``), records its step in ``bad_step``; a good step still updates."""
+    model = _NaNAfter(rngs=nnx.Rngs(0))
+    graphdef, params, rest = split_model(model)
+    opt = make_optimizer(ml_collections.ConfigDict(dict(name="adam", lr=1e-2)), 10)
+
+    def loss_fn(model, batch, key):
+        del key
+        loss = -jnp.mean(model.log_prob(batch))
+        bad = (batch[0, 0] > 100.0)  # the poisoned batch
+        if poison == "nan_loss":
+            return jnp.where(bad, jnp.nan, loss), {}
+        # a finite loss whose gradient is inf: d/dm of m * inf-scaled stop-gradient term
+        return loss + jnp.where(bad, jnp.inf, 0.0) * jnp.sum(model.mean[...]), {}
+
+    step = jax.jit(make_train_step(graphdef, opt, batch_size=4, loss_fn=loss_fn))
+    state = init_train_state(params, rest, opt)
+    good = jnp.ones((4, 2))
+    state, _ = step(state, good, jax.random.key(0), jax.random.key(1))
+    before = jax.tree.map(np.asarray, (state.params, state.opt_state))
+    state, metrics = step(state, good + 1000.0, jax.random.key(0), jax.random.key(1))
+    assert int(state.bad_step) == 1 and int(state.step) == 2
+    assert not np.isfinite(float(metrics["grad_norm"])) or not np.isfinite(
+        float(metrics["loss"]))
+    chex.assert_trees_all_equal(before, jax.tree.map(np.asarray,
+                                                     (state.params, state.opt_state)))
+    state, _ = step(state, good, jax.random.key(0), jax.random.key(1))
+    assert int(state.bad_step) == 1  # the first bad step stays recorded
+    assert not np.allclose(before[0]["mean"], np.asarray(state.params["mean"]))
+
+
 def test_train_step_does_not_recompile():
     model = fx.TinyFlow(2, rngs=nnx.Rngs(0))
     graphdef, params, rest = split_model(model)

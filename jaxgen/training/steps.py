@@ -30,11 +30,6 @@ def nll_loss(model, batch, key):
     return loss, {"nll": loss}
 
 
-def _tree_all_finite(tree) -> jax.Array:
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
-    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
-
-
 def make_train_step(graphdef, optimizer: optax.GradientTransformation, *, batch_size: int,
                     loss_fn: LossFn | None = None, has_extra: bool = False,
                     preprocess_fn: Callable | None = None, ema_decay: float = 0.0,
@@ -79,11 +74,22 @@ def make_train_step(graphdef, optimizer: optax.GradientTransformation, *, batch_
 
         (loss, (metrics, new_model_state, new_extra)), grads = jax.value_and_grad(
             objective, has_aux=True)(state.params)
-        updates, new_opt_state = optimizer.update(grads, state.opt_state, state.params)
-        new_params = optax.apply_updates(state.params, updates)
-        ok = jnp.isfinite(loss) & _tree_all_finite(grads)
+        # The finiteness check rides on the gradient norm (a sum of squares is finite iff
+        # every entry is, up to overflow past ~1e19, which is divergence anyway), and the
+        # update runs inside a ``lax.cond``: a good step pays no select over the parameters
+        # and optimizer state (measured ~1 ms of a 5 ms RBM step when it was a jnp.where).
+        grad_norm = optax.tree.norm(grads)
+        ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+
+        def apply(operands):
+            grads, opt_state, params = operands
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), opt_state
+
+        new_params, new_opt_state = jax.lax.cond(
+            ok, apply, lambda operands: (operands[2], operands[1]),
+            (grads, state.opt_state, state.params))
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
-        new_params = keep(new_params, state.params)
         new_ema = state.ema_params
         if state.ema_params is not None:
             new_ema = jax.tree.map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p,
@@ -92,13 +98,13 @@ def make_train_step(graphdef, optimizer: optax.GradientTransformation, *, batch_
             step=state.step + 1,
             params=new_params,
             model_state=keep(new_model_state, state.model_state),
-            opt_state=keep(new_opt_state, state.opt_state),
+            opt_state=new_opt_state,
             ema_params=new_ema,
             extra=keep(new_extra, state.extra),
             bad_step=jnp.where((state.bad_step < 0) & ~ok, state.step, state.bad_step),
             data_order=order,
         )
-        metrics = dict(metrics, loss=loss, grad_norm=optax.tree.norm(grads))
+        metrics = dict(metrics, loss=loss, grad_norm=grad_norm)
         return new_state, metrics
 
     def train_steps(state, train_data, shuffle_key, step_key):
