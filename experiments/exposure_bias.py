@@ -112,7 +112,7 @@ def run(num_steps: int, hidden_size: int, seed: int, num_repeats: int, only=None
         hooks = run_hooks(config.model.name)
         t0 = time.perf_counter()
         result = train(exp.model, exp.dataset, config, None,
-                       **hooks.train_kwargs(config, exp.dataset))
+                       **hooks.train_kwargs(config, exp.dataset, exp.model))
         train_s = time.perf_counter() - t0
         test_nll = evaluate_nll(result.model, exp.dataset.test)
         t0 = time.perf_counter()

@@ -26,8 +26,8 @@ DATA_KINDS = ("discrete", "binary", "continuous")
 
 class RunHooks(NamedTuple):
     """Optional per-model hooks a registry builder carries as ``build_fn.run_hooks`` (read by
-    `experiments.run.run_hooks`): ``train_kwargs(config, dataset) -> dict`` of extra ``train``
-    arguments; ``prepare_eval(config, dataset, model, key) -> (model, results)`` before the
+    `experiments.run.run_hooks`): ``train_kwargs(config, dataset, model) -> dict`` of extra
+    ``train`` arguments (``model``: the freshly built, untrained model); ``prepare_eval(config, dataset, model, key) -> (model, results)`` before the
     test NLL (e.g. normalizing an energy-based model, per-mask MADE numbers); by default it
     changes nothing."""
 

@@ -439,7 +439,7 @@ def _last_logged_steps_per_s(workdir: str) -> float:
 def run_hooks(model_name: str):
     """The optional ``run_hooks`` of a model's registry builder (None for most models).
 
-    A builder may carry ``build_fn.run_hooks`` with ``train_kwargs(config, dataset) -> dict``
+    A builder may carry ``build_fn.run_hooks`` with ``train_kwargs(config, dataset, model) -> dict``
     (extra `jaxgen.training.train` arguments: ``loss_fn``, ``extra_init``) and
     ``prepare_eval(config, dataset, model, key) -> (model, dict)`` (run after training and
     before evaluation, e.g. setting an energy model's ``log Z``; the dict joins the results).
@@ -483,7 +483,7 @@ def run_experiment(config, workdir: str) -> dict:
     hooks = run_hooks(config.model.name)
     result = train(exp.model, exp.dataset, config, workdir, preprocess_fn=exp.preprocess_fn,
                    nll_offset_nats=exp.nll_offset_nats,
-                   **(hooks.train_kwargs(config, exp.dataset) if hooks else {}))
+                   **(hooks.train_kwargs(config, exp.dataset, exp.model) if hooks else {}))
     model = result.model
 
     t_eval = time.perf_counter()

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import pytest
 from flax import nnx
 
 from experiments.run import load_config, run_experiment
@@ -138,16 +139,31 @@ def test_replay_buffer_reinitializes_a_fraction_and_writes_back():
     assert float(new.sum()) == 7.0 * 2 * len(set(np.asarray(idx[:3]).tolist()))
 
 
-def test_rbm_digits_run_reports_exact_normalized_nll(tmp_path):
+@pytest.mark.parametrize("persist_hidden", [False, True])
+def test_rbm_digits_run_reports_exact_normalized_nll(tmp_path, persist_hidden):
     config = load_config("rbm_digits")
     config.train.num_steps = 400
     config.train.steps_per_call = 200
     config.sampler.num_samples = 10
     config.model.sample_steps = 20
+    config.model.persist_hidden = persist_hidden  # pcd_loss(persist_hidden=...) via the config
     results = run_experiment(config, str(tmp_path / "rbm"))
     assert results["log_z_method"] == "exact"
     assert 15 < results["test_nll_nats"] < 64 * math.log(2)
     assert "log_z" in results
+
+
+def test_persist_hidden_config_builds_the_hidden_state_and_rejects_cd():
+    from experiments.families.energy import _contrastive_train_kwargs
+    config = load_config("rbm_digits")
+    config.model.persist_hidden = True
+    data = load_dataset(config.data)
+    model = BernoulliRBM(data.train.shape[1:], 7, rngs=nnx.Rngs(0))
+    kwargs = _contrastive_train_kwargs(config, data, model)
+    assert kwargs["extra_init"]["hidden"].shape == (config.model.num_chains, 7)
+    config.model.loss = "cd"
+    with pytest.raises(ValueError, match="persist_hidden=True needs config.model.loss='pcd'"):
+        _contrastive_train_kwargs(config, data, model)
 
 
 def test_ebm_on_8gaussians_covers_all_8_modes():

@@ -50,7 +50,7 @@ def _scheduled_sampling_loss(mc):
                          "sampling off)") from None
 
 
-def _scheduled_sampling_train_kwargs(config, dataset) -> dict:
+def _scheduled_sampling_train_kwargs(config, dataset, model=None) -> dict:
     """Scheduled sampling: the loss and its step counter (``extra``) for ``train``."""
     del dataset
     loss = _scheduled_sampling_loss(config.model)
@@ -69,7 +69,7 @@ def _made(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
                 direct_connections=mc.direct_connections, dropout=mc.dropout, rngs=rngs)
 
 
-def _made_train_kwargs(config, dataset) -> dict:
+def _made_train_kwargs(config, dataset, model=None) -> dict:
     """``num_masks > 1``: connectivity-agnostic training (one mask per step); validation
     and test use the ensemble ``log_prob`` (``M`` passes). ``dropout > 0``: the same loss
     (`jaxgen.autoregressive.made.made_loss`) drops hidden units in training only."""

@@ -29,15 +29,23 @@ EXACT_MAX_BITS = 20  # enumerate 2^n states up to this n; AIS above
 
 
 
-def _contrastive_train_kwargs(config, dataset) -> dict:
+def _contrastive_train_kwargs(config, dataset, model=None) -> dict:
     m = config.model
     weight_decay = float(m.weight_decay)  # couplings only (the optimizer's decays everything)
+    persist_hidden = bool(m.get("persist_hidden", False))
+    if persist_hidden and m.loss != "pcd":
+        raise ValueError("config.model.persist_hidden=True needs config.model.loss='pcd', got "
+                         f"{m.loss!r}")
     if m.loss == "cd":
         return dict(loss_fn=cd_loss(int(m.cd_steps), weight_decay))
     if m.loss == "pcd":
         key = jax.random.fold_in(jax.random.key(int(config.seed)), 21)
-        return dict(loss_fn=pcd_loss(int(m.cd_steps), weight_decay),
-                    extra_init=pcd_init(key, dataset.train, int(m.num_chains)))
+        if persist_hidden and model is None:
+            raise ValueError("config.model.persist_hidden=True needs the model to draw the "
+                             "initial hidden layer of the persistent chains")
+        return dict(loss_fn=pcd_loss(int(m.cd_steps), weight_decay, persist_hidden),
+                    extra_init=pcd_init(key, dataset.train, int(m.num_chains),
+                                        model=model if persist_hidden else None))
     raise ValueError(f"config.model.loss must be 'cd' or 'pcd', got {m.loss!r}")
 
 
@@ -87,7 +95,7 @@ _CONTRASTIVE = dict(loss="pcd", cd_steps=1, num_chains=100, log_z="auto", ais_nu
 
 
 @register("rbm", data_kind="binary", num_hidden=500, init_scale=0.01, sample_steps=1000,
-          **_CONTRASTIVE)
+          persist_hidden=False, **_CONTRASTIVE)
 def _rbm(model_config, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
     """Bernoulli RBM trained by CD-k/PCD; log Z exact (small) or by AIS."""
     model = BernoulliRBM(data.event_shape, int(model_config.num_hidden), rngs=rngs,
@@ -125,7 +133,7 @@ def _noise_box(train: np.ndarray, margin: float) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-def _neural_train_kwargs(config, dataset) -> dict:
+def _neural_train_kwargs(config, dataset, model=None) -> dict:
     from jaxgen.energy.losses import langevin_replay_loss
     from jaxgen.energy.replay_buffer import init_replay_buffer
 
