@@ -80,8 +80,10 @@ def test_fvbm_site_gibbs_matches_enumerated_distribution():
     assert _tv(wrong, probs) > 0.3
 
 
-def test_rbm_block_gibbs_matches_enumerated_distribution():
+@pytest.mark.parametrize("precision", ["float32", "bf16x2"])
+def test_rbm_block_gibbs_matches_enumerated_distribution(precision):
     model = _rbm()
+    model.precision = precision  # bf16x2: v W and h W^T as two bfloat16 passes
     states = all_binary_states(10)
     log_z = model.exact_log_partition()
     # summing over hidden (H=6 < V=10) and over visible must agree
