@@ -226,3 +226,20 @@ def test_row_lstm_row_convolution_equals_conv2d(kernel_width):
     pad = kernel_width // 2
     expected = conv2d(h[:, None], kernel, 0.0, ((0, 0), (pad, pad)))[:, 0]
     np.testing.assert_allclose(_row_conv(h, kernel, pad), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("num_levels", [2, 4])
+def test_nade_scan_equals_the_direct_formula(num_levels):
+    """a_d = c + sum_{j<d} W_j x_j, theta_d = b_d + V_d sigmoid(a_d), written out with numpy."""
+    model = NADE((3, 3), num_levels, hidden_size=5, rngs=_rngs())
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, num_levels, (4, 3, 3))
+    inputs = (x[..., None].astype(np.float32) if num_levels == 2
+              else np.eye(num_levels, dtype=np.float32)[x])  # [B, 3, 3, F]
+    got = np.asarray(model.params_from_inputs(jnp.asarray(inputs))).reshape(4, 9, -1)
+    W, c, V, b = (np.asarray(p[...], np.float64) for p in (model.W, model.c, model.V, model.b))
+    xf = inputs.reshape(4, 9, -1).astype(np.float64)
+    for d in range(9):
+        a = c + np.einsum("bjf,jfh->bh", xf[:, :d], W[:d])
+        want = (1 / (1 + np.exp(-a))) @ V[d] + b[d]
+        np.testing.assert_allclose(got[:, d], want, rtol=1e-5, atol=1e-5)

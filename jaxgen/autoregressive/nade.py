@@ -3,7 +3,7 @@
 Hidden units are shared across conditionals, with weights tied so that all ``D`` hidden
 vectors cost ``O(D H)`` together:
 
-    a_d = c + sum_{j < d} W_j x_j   (an exclusive cumulative sum over positions),
+    a_d = c + sum_{j < d} W_j x_j   (a running sum over positions: a ``lax.scan``),
     h_d = sigmoid(a_d),   theta_d = b_d + V_d h_d,   p(x_d | x_{<d}) = head(theta_d).
 
 Binary data use the scalar input ``x_j``, more levels a one-hot ``x_j`` (``W_j`` is then
@@ -43,13 +43,21 @@ class NADE(AutoregressiveModel):
     def params_from_inputs(self, inputs: Array) -> Array:
         """``[B, *E, F]`` -> ``[B, *E, P]``."""
         bsz = inputs.shape[0]
-        x = inputs.reshape(bsz, self.num_dims, -1)  # [B, D, F]
-        contrib = jnp.einsum("bdf,dfh->bdh", x, self.W[...])  # W_d x_d, [B, D, H]
-        # Exclusive cumulative sum sum_{j < d} (shifted, so a_d is structurally free of x_d).
-        before = jnp.pad(jnp.cumsum(contrib, axis=1)[:, :-1], ((0, 0), (1, 0), (0, 0)))
-        hidden = jax.nn.sigmoid(self.c[...] + before)  # [B, D, H]
-        params = jnp.einsum("bdh,dhp->bdp", hidden, self.V[...]) + self.b[...]
-        return params.reshape(bsz, *self.event_shape, -1)
+        x = inputs.reshape(bsz, self.num_dims, -1).astype(jnp.float32)  # [B, D, F]
+
+        # One scan step per position, the running sum ``a`` [B, H] as the carry: theta_d is
+        # read off before x_d is added, so a_d is structurally free of x_{>=d}. (The same sum
+        # as an exclusive ``jnp.cumsum`` over a [B, D, H] tensor: XLA's CPU cumsum is a
+        # reduce-window, O(D^2); value-and-grad of NADE-500 at batch 100 took 6.8x longer.)
+        def step(a, per_position):
+            w_d, v_d, b_d, x_d = per_position  # [F, H], [H, P], [P], [B, F]
+            theta = jax.nn.sigmoid(a) @ v_d + b_d  # [B, P]
+            return a + x_d @ w_d, theta
+
+        a0 = jnp.broadcast_to(self.c[...], (bsz, self.c.shape[0]))
+        _, params = jax.lax.scan(step, a0, (self.W[...], self.V[...], self.b[...],
+                                            jnp.swapaxes(x, 0, 1)))  # [D, B, P]
+        return jnp.swapaxes(params, 0, 1).reshape(bsz, *self.event_shape, -1)
 
 
 __all__ = ["NADE"]
