@@ -243,3 +243,20 @@ def test_nade_scan_equals_the_direct_formula(num_levels):
         a = c + np.einsum("bjf,jfh->bh", xf[:, :d], W[:d])
         want = (1 / (1 + np.exp(-a))) @ V[d] + b[d]
         np.testing.assert_allclose(got[:, d], want, rtol=1e-5, atol=1e-5)
+
+
+def test_transformer_query_chunks_equal_the_full_attention():
+    """query_chunk: the same outputs and gradients as the one-pass attention (same weights),
+    and a length that is not a multiple of the chunk is named."""
+    full = CausalTransformer((4, 4), 3, d_model=16, num_heads=2, num_layers=2, rngs=_rngs())
+    chunked = CausalTransformer((4, 4), 3, d_model=16, num_heads=2, num_layers=2,
+                                query_chunk=4, rngs=_rngs())
+    x = jax.random.randint(jax.random.key(0), (5, 4, 4), 0, 3)
+    np.testing.assert_allclose(chunked.log_prob(x), full.log_prob(x), rtol=1e-5, atol=1e-5)
+    grad = lambda m: jax.tree.leaves(nnx.grad(lambda m: jnp.sum(m.log_prob(x)))(m))
+    for a, b in zip(grad(chunked), grad(full)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    bad = CausalTransformer((4, 4), 3, d_model=16, num_heads=2, num_layers=1,
+                            query_chunk=5, rngs=_rngs())
+    with pytest.raises(ValueError, match="not a multiple of query_chunk=5"):
+        bad.log_prob(x)

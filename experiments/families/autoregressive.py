@@ -159,14 +159,15 @@ def _diagonal_bilstm(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
 
 
 @register("transformer", data_kind="discrete", d_model=64, num_heads=4, num_layers=2,
-          mlp_ratio=4, head="auto", **SCHEDULED_SAMPLING_DEFAULTS)
+          mlp_ratio=4, head="auto", query_chunk=0, **SCHEDULED_SAMPLING_DEFAULTS)
 def _transformer(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
     """Causal transformer with learned positions over the raster sequence (optionally with
     scheduled sampling)."""
     _scheduled_sampling_loss(mc)  # bad scheduled-sampling fields fail before training
     return CausalTransformer(data.event_shape, data.num_levels, d_model=mc.d_model,
                              num_heads=mc.num_heads, num_layers=mc.num_layers,
-                             mlp_ratio=mc.mlp_ratio, head=mc.head, rngs=rngs)
+                             mlp_ratio=mc.mlp_ratio, head=mc.head,
+                             query_chunk=int(mc.query_chunk), rngs=rngs)
 
 
 _transformer.run_hooks = _SCHEDULED_SAMPLING_HOOKS

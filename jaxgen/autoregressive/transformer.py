@@ -27,9 +27,10 @@ from jaxgen.types import Array, PRNGKey
 class TransformerBlock(nnx.Module):
     """Pre-LN block: ``u + Attn(LN(u))`` then ``u + MLP(LN(u))``."""
 
-    def __init__(self, d_model: int, num_heads: int, mlp_ratio: int, *, rngs: nnx.Rngs):
+    def __init__(self, d_model: int, num_heads: int, mlp_ratio: int, *, query_chunk: int = 0,
+                 rngs: nnx.Rngs):
         self.norm1 = nnx.LayerNorm(d_model, rngs=rngs)
-        self.attn = CausalSelfAttention(d_model, num_heads, rngs=rngs)
+        self.attn = CausalSelfAttention(d_model, num_heads, query_chunk=query_chunk, rngs=rngs)
         self.norm2 = nnx.LayerNorm(d_model, rngs=rngs)
         self.mlp_in = nnx.Linear(d_model, mlp_ratio * d_model, rngs=rngs)
         self.mlp_out = nnx.Linear(mlp_ratio * d_model, d_model, rngs=rngs)
@@ -55,7 +56,9 @@ class CausalTransformer(AutoregressiveModel):
 
     def __init__(self, event_shape: Sequence[int], num_levels: int, *, d_model: int = 64,
                  num_heads: int = 4, num_layers: int = 2, mlp_ratio: int = 4,
-                 head: str = "auto", num_mixtures: int = 5, rngs: nnx.Rngs):
+                 head: str = "auto", num_mixtures: int = 5, query_chunk: int = 0,
+                 rngs: nnx.Rngs):
+        """``query_chunk``: attention in chunks of queries (`CausalSelfAttention`; 0: off)."""
         self.event_shape, self.num_levels = tuple(int(s) for s in event_shape), int(num_levels)
         self.head = make_head(head, self.num_levels, num_mixtures)
         self.encoding = "onehot"
@@ -64,7 +67,8 @@ class CausalTransformer(AutoregressiveModel):
         self.token_embed = nnx.Param(init(rngs.params(), (self.num_levels, d_model)))
         self.start = nnx.Param(init(rngs.params(), (d_model,)))
         self.positions = nnx.Param(init(rngs.params(), (d, d_model)))
-        self.blocks = nnx.List([TransformerBlock(d_model, num_heads, mlp_ratio, rngs=rngs)
+        self.blocks = nnx.List([TransformerBlock(d_model, num_heads, mlp_ratio,
+                                                 query_chunk=query_chunk, rngs=rngs)
                                 for _ in range(num_layers)])
         self.norm = nnx.LayerNorm(d_model, rngs=rngs)
         self.readout = nnx.Linear(d_model, self.head.num_params, rngs=rngs)

@@ -24,17 +24,36 @@ class KVCache(NamedTuple):
     values: Array
 
 
+def _causal_attention(q: Array, k: Array, v: Array, first: Array | int = 0) -> Array:
+    """Queries at positions ``first, first + 1, ...`` (``q [B, h, c, dh]``) attend to the
+    keys/values ``[B, h, T, dh]`` at positions ``<=`` their own: ``[B, h, c, dh]``."""
+    scores = jnp.einsum("bhtd,bhsd->bhts", q, k) / np.sqrt(q.shape[-1])  # [B, h, c, T]
+    causal = (first + jnp.arange(q.shape[2]))[:, None] >= jnp.arange(k.shape[2])[None, :]
+    weights = jax.nn.softmax(jnp.where(causal, scores, -jnp.inf), axis=-1)
+    return jnp.einsum("bhts,bhsd->bhtd", weights, v)
+
+
 class CausalSelfAttention(nnx.Module):
     """Multi-head causal self-attention.
 
+    ``query_chunk`` (0: off) computes the full pass in chunks of that many queries, one
+    ``lax.scan`` step each, rematerialized in the backward pass (``jax.checkpoint``): the
+    ``[B, h, T, T]`` scores and weights never exist at once, only ``[B, h, chunk, T]``
+    pieces, for one more forward pass of attention compute. Results equal the unchunked
+    pass up to float rounding; ``T`` must be a multiple of ``query_chunk``.
+
     Attributes:
       qkv: ``nnx.Linear(d_model, 3 d_model)``; out: ``nnx.Linear(d_model, d_model)``.
-      num_heads: number of heads ``h``; ``d_head = d_model / h``.
+      num_heads: number of heads ``h``; ``d_head = d_model / h``; query_chunk.
     """
 
-    def __init__(self, d_model: int, num_heads: int, *, rngs: nnx.Rngs):
+    def __init__(self, d_model: int, num_heads: int, *, query_chunk: int = 0,
+                 rngs: nnx.Rngs):
         if d_model % num_heads:
             raise ValueError(f"d_model={d_model} must be divisible by num_heads={num_heads}")
+        if int(query_chunk) < 0:
+            raise ValueError(f"query_chunk must be >= 0 (0: off), got {query_chunk}")
+        self.query_chunk = int(query_chunk)
         self.num_heads = num_heads
         self.d_head = d_model // num_heads
         self.qkv = nnx.Linear(d_model, 3 * d_model, rngs=rngs)
@@ -48,10 +67,17 @@ class CausalSelfAttention(nnx.Module):
         """``[B, T, d] -> [B, T, d]``; position ``t`` attends to ``s <= t``."""
         b, t, d = x.shape
         q, k, v = map(self._split_heads, jnp.split(self.qkv(x), 3, axis=-1))  # [B, h, T, dh]
-        scores = jnp.einsum("bhtd,bhsd->bhts", q, k) / np.sqrt(self.d_head)  # [B, h, T, T]
-        causal = jnp.tril(jnp.ones((t, t), bool))
-        weights = jax.nn.softmax(jnp.where(causal, scores, -jnp.inf), axis=-1)
-        y = jnp.einsum("bhts,bhsd->bhtd", weights, v)  # [B, h, T, dh]
+        c = self.query_chunk
+        if not c or c >= t:
+            y = _causal_attention(q, k, v)  # [B, h, T, dh]
+        else:
+            if t % c:
+                raise ValueError(f"sequence length {t} is not a multiple of query_chunk={c}")
+            chunks = q.reshape(b, self.num_heads, t // c, c, self.d_head).transpose(2, 0, 1, 3, 4)
+            attend = jax.checkpoint(lambda q_i, first: _causal_attention(q_i, k, v, first))
+            _, y = jax.lax.scan(lambda _, xs: (None, attend(*xs)), None,
+                                (chunks, jnp.arange(t // c) * c))  # [t/c, B, h, c, dh]
+            y = y.transpose(1, 2, 0, 3, 4).reshape(b, self.num_heads, t, self.d_head)
         return self.out(y.transpose(0, 2, 1, 3).reshape(b, t, d))
 
     def init_cache(self, batch_size: int, length: int, dtype=jnp.float32) -> KVCache:
