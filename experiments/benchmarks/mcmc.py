@@ -29,8 +29,9 @@ its best round, so a load spike from other jobs on the machine hits both sides a
   layer and reuses the forward pass's hidden logits (5 matmul-equivalents, as scikit-learn);
   vs ``BernoulliRBM(batch_size=100, n_iter=1).fit`` on float32 data (10k rows, scaled to the
   epoch), best of 1 and all BLAS threads (sklearn's fit is PCD-1 with 5 matmuls per step;
-  ``speedup`` of the default loss, target >= 2). (A ``bf16x2`` RBM does not train faster: per step the weight
-  split and transposes cost what the three forward products save; measured, not kept.)
+  ``speedup`` of the default loss, target >= 2). (A ``bf16x2`` RBM does not train faster:
+  per step the weight split and transposes cost what the three forward products save;
+  measured, not kept.)
 * ``mala``: chain-steps/s of MALA for 1000 chains on a 784-256-256-1 MLP energy, and
   blackjax's MALA (if installed) on the identical workload: same energy weights, step size
   1e-4, chains, initial positions and keys; ``max_abs_position_diff`` compares the final
@@ -129,44 +130,39 @@ def bench_matmul(repeats: int) -> dict:
 def bench_rbm_gibbs(num_sweeps: int, rounds: int, matmul_gflops: float) -> dict:
     rbm = BernoulliRBM(784, 500, rngs=nnx.Rngs(0), init_scale=0.05)
     graphdef, state = nnx.split(rbm)
-    rbm.precision = "bf16x2"  # the same weights, products as two bfloat16 passes
-    graphdef_x2, _ = nnx.split(rbm)
-    rbm.precision = "float32"
+    # the same weights (same seed), products as two bfloat16 passes
+    graphdef_x2, _ = nnx.split(BernoulliRBM(784, 500, rngs=nnx.Rngs(0), init_scale=0.05,
+                                            precision="bf16x2"))
     v0 = (jax.random.uniform(jax.random.key(0), (100, 784)) < 0.2).astype(jnp.float32)
 
-    def jax_random_step(model, key, v):  # the sweep as it was, uniforms from jax.random
+    def jax_random_step(model, ops, key, v):  # the sweep as it was, jax.random uniforms
         key_h, key_v = jax.random.split(key)
-        p_h = jax.nn.sigmoid(model.hidden_logits(v))
+        p_h = jax.nn.sigmoid(model.hidden_logits(v, ops))
         h = (jax.random.uniform(key_h, p_h.shape) < p_h).astype(jnp.float32)
-        p_v = jax.nn.sigmoid(model.visible_logits(h))
+        p_v = jax.nn.sigmoid(model.visible_logits(h, ops))
         return (jax.random.uniform(key_v, p_v.shape) < p_v).astype(jnp.float32)
 
-    def make(step_fn, graphdef=graphdef):
-        @jax.jit
-        def sweeps(state, key, v):
-            model = nnx.merge(graphdef, state)
-            return jax.lax.scan(lambda v, k: (step_fn(model, k, v), None), v,
-                                jax.random.split(key, num_sweeps))[0]
-        return sweeps
-
-    def make_prepared(graphdef):  # weight operands prepared once, outside the scan (as sample)
+    def make(step_fn, graphdef):
+        """Sweeps in one jit; the weight operands prepared once, outside the scan (as
+        ``sample`` does)."""
         @jax.jit
         def sweeps(state, key, v):
             model = nnx.merge(graphdef, state)
             ops = model.weight_operands()
-            return jax.lax.scan(lambda v, k: (model.gibbs_step(k, v, ops)[0], None), v,
+            return jax.lax.scan(lambda v, k: (step_fn(model, ops, k, v), None), v,
                                 jax.random.split(key, num_sweeps))[0]
         return sweeps
 
-    ours = make_prepared(graphdef)
-    reference = make(jax_random_step)
-    ours_x2 = make_prepared(graphdef_x2)
+    gibbs = lambda model, ops, k, v: model.gibbs_step(k, v, ops)[0]
+    ours, ours_x2 = make(gibbs, graphdef), make(gibbs, graphdef_x2)
+    reference = make(jax_random_step, graphdef)
     key = _key(1)
     fns = {"ours": lambda: ours(state, key, v0), "jax_random": lambda: reference(state, key, v0),
            "bf16x2": lambda: ours_x2(state, key, v0)}
-    same = bool(jnp.array_equal(fns["ours"](), fns["jax_random"]()))
+    ours_chains = fns["ours"]()
+    same = bool(jnp.array_equal(ours_chains, fns["jax_random"]()))
     # same random numbers: the bf16x2 chains differ only where a rounded logit crosses a draw
-    x2_agreement = float(jnp.mean(fns["ours"]() == fns["bf16x2"]()))
+    x2_agreement = float(jnp.mean(ours_chains == fns["bf16x2"]()))
     sk = None
     try:
         from sklearn.neural_network import BernoulliRBM as SkRBM
@@ -219,7 +215,6 @@ def bench_pcd_epoch(data: np.ndarray, steps_per_epoch: int, rounds: int,
                     matmul_gflops: float) -> dict:
     rbm = BernoulliRBM((28, 28, 1), 500, rngs=nnx.Rngs(0))
     graphdef, params, model_state = split_model(rbm)
-
     optim = ml_collections.ConfigDict(dict(name="sgd", lr=0.01, momentum=0.9, schedule="constant"))
     optimizer = make_optimizer(optim, steps_per_epoch)
     train = jnp.asarray(data)

@@ -73,7 +73,8 @@ class CausalSelfAttention(nnx.Module):
         else:
             if t % c:
                 raise ValueError(f"sequence length {t} is not a multiple of query_chunk={c}")
-            chunks = q.reshape(b, self.num_heads, t // c, c, self.d_head).transpose(2, 0, 1, 3, 4)
+            chunks = q.reshape(b, self.num_heads, t // c, c, self.d_head)
+            chunks = chunks.transpose(2, 0, 1, 3, 4)  # [t/c, B, h, c, dh]
             attend = jax.checkpoint(lambda q_i, first: _causal_attention(q_i, k, v, first))
             _, y = jax.lax.scan(lambda _, xs: (None, attend(*xs)), None,
                                 (chunks, jnp.arange(t // c) * c))  # [t/c, B, h, c, dh]
@@ -91,10 +92,7 @@ class CausalSelfAttention(nnx.Module):
         q, k, v = (a.reshape(b, self.num_heads, 1, self.d_head) for a in (q, k, v))
         keys = jax.lax.dynamic_update_slice(cache.keys, k, (0, 0, t, 0))  # [B, h, T, dh]
         values = jax.lax.dynamic_update_slice(cache.values, v, (0, 0, t, 0))
-        scores = jnp.einsum("bhqd,bhsd->bhqs", q, keys) / np.sqrt(self.d_head)  # [B,h,1,T]
-        visible = jnp.arange(keys.shape[2]) <= t
-        weights = jax.nn.softmax(jnp.where(visible, scores, -jnp.inf), axis=-1)
-        y = jnp.einsum("bhqs,bhsd->bhqd", weights, values).reshape(b, d)
+        y = _causal_attention(q, keys, values, first=t).reshape(b, d)  # sees positions <= t
         return self.out(y), KVCache(keys, values)
 
 

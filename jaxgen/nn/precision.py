@@ -72,10 +72,14 @@ def _terms(precision: str, exact: bool) -> int:
     return 1 if (exact or precision == "bfloat16") else 2
 
 
+def _product(a, b_terms, precision, lhs_exact):
+    """``a @ b`` from ``b``'s bfloat16 terms (``a`` split here, or cast if exact)."""
+    return _split_product(split_bf16(a, _terms(precision, lhs_exact)), list(b_terms))
+
+
 @partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def _lowp_matmul(a, b, precision, lhs_exact):
-    return _split_product(split_bf16(a, _terms(precision, lhs_exact)),
-                          split_bf16(b, _terms(precision, False)))
+    return _product(a, split_bf16(b, _terms(precision, False)), precision, lhs_exact)
 
 
 def _lowp_fwd(a, b, precision, lhs_exact):
@@ -114,8 +118,7 @@ def matmul(a: Array, b, precision: str = "float32", lhs_exact: bool = False) -> 
         if precision == "float32":
             raise ValueError("matmul got bfloat16 terms of a prepared operand with precision "
                              "'float32'")
-        a_terms = split_bf16(a.astype(jnp.float32), _terms(precision, lhs_exact))
-        return _split_product(a_terms, list(b))
+        return _product(a.astype(jnp.float32), b, precision, lhs_exact)
     if precision == "float32":
         return a @ b
     if b.ndim != 2 or a.shape[-1] != b.shape[0]:
