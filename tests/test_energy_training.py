@@ -200,3 +200,20 @@ def test_ebm_on_8gaussians_covers_all_8_modes():
     assert np.all(within >= 800 / 8 / 8), within
     assert within.sum() > 0.4 * 800, within.sum()  # measured 416 of 800
     assert math.isfinite(grid_log_partition(model, (-4, -4), (4, 4), 100))
+
+
+def test_contrastive_loss_keeps_float_negatives_next_to_integer_data():
+    """Integer data with real-valued negatives (a Gaussian RBM's chains): the joint energy
+    call promotes instead of truncating the negatives to the data's integer dtype."""
+    from jaxgen.energy import GaussianBernoulliRBM
+    from jaxgen.energy.losses import _contrastive
+    model = GaussianBernoulliRBM(6, 3, rngs=nnx.Rngs(0))
+    rng = np.random.default_rng(0)
+    pos = jnp.asarray(rng.integers(0, 3, (8, 6)), jnp.int32)
+    neg = jnp.asarray(rng.normal(size=(5, 6)) * 0.7, jnp.float32)
+    loss, metrics, neg_back = _contrastive(model, pos, neg)
+    expected = (jnp.mean(model.energy(pos.astype(jnp.float32)))
+                - jnp.mean(model.energy(neg)))
+    np.testing.assert_allclose(loss, expected, rtol=1e-6)
+    np.testing.assert_array_equal(neg_back, neg)  # the carried chains come back unchanged
+    assert neg_back.dtype == jnp.float32
