@@ -35,9 +35,9 @@ its best round, so a load spike from other jobs on the machine hits both sides a
   ``same_algorithm_speedup`` (= ``persist_hidden_speedup``) is the like-for-like ratio and
   ``meets_target`` (>= 2) is read from it; ``speedup`` is the default loss's (one more
   matmul per step). ``target_gflops_*``: the GFLOP/s each loss needs for 2x, next to
-  ``rbm_shape_matmul_gflops`` (a bare ``[100, 784] x [784, 500]`` matmul). (A ``bf16x2`` RBM does not train faster:
-  per step the weight split and transposes cost what the three forward products save;
-  measured, not kept.)
+  ``rbm_shape_matmul_gflops`` (a bare ``[100, 784] x [784, 500]`` matmul). (A ``bf16x2``
+  RBM does not train faster: per step the weight split and transposes cost what the three
+  forward products save; measured, not kept.)
 * ``mala``: chain-steps/s of MALA for 1000 chains on a 784-256-256-1 MLP energy, and
   blackjax's MALA (if installed) on the identical workload: same energy weights, step size
   1e-4, chains, initial positions and keys; ``max_abs_position_diff`` compares the final
