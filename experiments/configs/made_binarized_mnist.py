@@ -4,9 +4,9 @@ One hidden layer of 2000 units with hidden dropout 0.5, plus direct input-to-out
 connections, natural ordering, one mask; AdamW (decoupled weight decay 0.1), lr 5e-4 cosine
 to 0.05x, batch 100, 70,000 steps, evaluated with an EMA (0.999) of the weights.
 Measured on the 2-core CPU (nothing else running): 89.31 test nats (valid 90.20) in 1,291 s
-of training (54.5 steps/s; 1,422 s with tests running beside it), inside the target of <= 90 nats in < 30 min. The learning rate
-was the lever: the same model at lr 1e-3 gave 90.28, at 2e-3 95.5 valid at 15k steps. Every
-measured run is in docs/MADE_RESULTS.md. Data path and shared settings:
+of training (54.5 steps/s; 1,422 s with tests running beside it), inside the target of
+<= 90 nats in < 30 min. The learning rate was the lever: the same model at lr 1e-3 gave
+90.28, at 2e-3 95.5 valid at 15k steps. Every measured run is in docs/MADE_RESULTS.md. Data path and shared settings:
 `experiments/configs/_autoregressive.py`."""
 from experiments.configs import _autoregressive
 

@@ -190,14 +190,15 @@ def pcd_loss(num_steps: int = 1, weight_decay: float = 0.0, persist_hidden: bool
                              "from pcd_init(key, data, num_chains, model=rbm); got extra keys "
                              f"{sorted(extra)} and a {type(model).__name__}")
         key_v, key_run, key_h = jax.random.split(key, 3)
-        chains = model.unflatten(model.sample_visible(key_v, extra["hidden"]))
-        chains = chains.astype(extra["chains"].dtype)
+        dtype = extra["chains"].dtype
+        visible = model.sample_visible(key_v, extra["hidden"])  # [C, V] float32
         if int(num_steps) > 1:
-            chains = run_transitions(model, key_run, chains, int(num_steps) - 1)
-        chains = jax.lax.stop_gradient(chains)
+            visible = model.flatten(run_transitions(
+                model, key_run, model.unflatten(visible).astype(dtype), int(num_steps) - 1))
         num_data = batch.shape[0]
-        both, negative = _concat_phases(model.flatten(batch), model.flatten(chains))
-        chains = model.unflatten(negative).astype(chains.dtype)
+        both, negative = _concat_phases(model.flatten(batch),
+                                        jax.lax.stop_gradient(visible))
+        chains = model.unflatten(negative).astype(dtype)
         free, logits = model.free_energy_and_hidden_logits(both)  # [B + C], [B + C, H]
         e_pos, e_neg = jnp.mean(free[:num_data]), jnp.mean(free[num_data:])
         loss = e_pos - e_neg + coupling_l2(model, weight_decay)
