@@ -12,8 +12,9 @@ A new model family joins the demo by adding its config name to `DEMO_CONFIGS`.
 
 Re-running on an existing workdir never destroys results: completed runs are skipped (their
 stored ``results.json`` is reused; delete a run's folder to redo it), unfinished ones
-resume from their checkpoints, and a run folder holding a different config (e.g. after
-changing ``--num_steps``) is refused with an error naming the differing keys.
+resume from their checkpoints, a larger ``--num_steps`` extends them (the earlier
+``results.json`` is kept as ``results-step<N>.json``), and a run folder holding a different
+config is refused with an error naming the differing keys.
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ import time
 from absl import app, flags, logging
 
 from experiments.environment import environment_info, environment_line
-from experiments.run import load_config, quiet_library_logs, run_experiment
+from experiments.config_io import load_config
+from experiments.run import quiet_library_logs, run_experiment
 
 # Configs the demo trains, in report order (experiments/configs/<name>.py).
 DEMO_CONFIGS = (

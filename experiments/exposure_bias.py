@@ -32,7 +32,8 @@ from flax import nnx
 
 from experiments.configs import common
 from experiments.environment import environment_info
-from experiments.run import build_experiment, config_to_dict, run_hooks
+from experiments.build import build_experiment
+from experiments.schema import config_to_dict
 from jaxgen.autoregressive import continuation_nll, own_history_nll
 from jaxgen.training import evaluate_nll, train
 
@@ -109,10 +110,9 @@ def run(num_steps: int, hidden_size: int, seed: int, num_repeats: int, only=None
             continue
         config = make_config(num_steps, hidden_size, seed, **fields)
         exp = build_experiment(config)
-        hooks = run_hooks(config.model.name)
         t0 = time.perf_counter()
-        result = train(exp.model, exp.dataset, config, None,
-                       **hooks.train_kwargs(config, exp.dataset, exp.model))
+        result = train(exp.model, exp.dataset, exp.settings.train, None,
+                       objective=exp.objective, preprocessing=exp.preprocessing)
         train_s = time.perf_counter() - t0
         test_nll = evaluate_nll(result.model, exp.dataset.test)
         t0 = time.perf_counter()

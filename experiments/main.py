@@ -19,10 +19,11 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-from experiments.configs.common import ConfigError
+from experiments.config_io import find_unknown_key, load_config
+from experiments.run import quiet_library_logs, run_experiment
+from experiments.schema import ConfigError
+from experiments.workdir import WorkdirError
 from jaxgen.training.sharding import maybe_initialize_distributed
-from experiments.run import (WorkdirError, find_unknown_key, load_config, quiet_library_logs,
-                             run_experiment)
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to a config file, e.g. experiments/configs/NAME.py.",

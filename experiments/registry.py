@@ -1,13 +1,14 @@
-"""Model builders: ``config.model.name`` -> an NNX model for a data set.
+"""Model registry: ``config.model.name`` -> how to build the model and how it trains.
 
-Each entry says which data its ``log_prob`` accepts and which ``config.model`` fields it
-reads (with their defaults; `experiments.configs.common.model_config` copies them into a
-config, and validation rejects any other field). A new family adds itself with::
+Each entry (`ModelSpec`) says which data its ``log_prob`` accepts, which ``config.model``
+fields it reads (with their defaults; validation rejects any other field), how to build the
+model, and which training objective it uses: ``objective_fn(model_fields, settings) ->
+jaxgen.training.Objective`` (default: `maximum_likelihood`, the mean NLL). A new family adds
+itself with::
 
-    @register("made", data_kind="discrete", hidden_sizes=(500,), num_masks=1)
-    def _made(model_config, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
-        return MADE(data.event_shape, data.num_levels, tuple(model_config.hidden_sizes),
-                    rngs=rngs)
+    @register("made", data_kind="discrete", objective_fn=made_objective, hidden_sizes=(500,))
+    def _made(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
+        return MADE(data.event_shape, data.num_levels, tuple(mc.hidden_sizes), rngs=rngs)
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import numpy as np
 from flax import nnx
 
 from jaxgen.baselines import DiagonalGaussian, FactorizedBernoulli, FactorizedCategorical
+from jaxgen.data.preprocessing import Preprocessing
+from jaxgen.training import MaximumLikelihood, Objective
 
 # What a model's log_prob accepts:
 #   "discrete":   integer levels 0..num_levels-1;
@@ -24,49 +27,56 @@ from jaxgen.baselines import DiagonalGaussian, FactorizedBernoulli, FactorizedCa
 #   "continuous": floats; discrete data are seen through uniform dequantization.
 DATA_KINDS = ("discrete", "binary", "continuous")
 
-class RunHooks(NamedTuple):
-    """Optional per-model hooks a registry builder carries as ``build_fn.run_hooks`` (read by
-    `experiments.run.run_hooks`): ``train_kwargs(config, dataset, model) -> dict`` of extra
-    ``train`` arguments (``model``: the freshly built, untrained model); ``prepare_eval(config, dataset, model, key) -> (model, results)`` before the
-    test NLL (e.g. normalizing an energy-based model, per-mask MADE numbers); by default it
-    changes nothing."""
-
-    train_kwargs: Callable
-    prepare_eval: Callable = lambda config, dataset, model, key: (model, {})
-
-
 
 class ModelData(NamedTuple):
-    """The data as the model sees it (after dequantization, if any).
+    """The data as the model sees it (after preprocessing), for building it.
 
     Attributes:
       event_shape: shape of one example.
-      num_levels: levels of discrete inputs, ``None`` for continuous ones.
-      train: ``[N, *event_shape]`` training inputs, for data-dependent initialization.
-      dequantized_levels: ``K`` when the inputs are uniformly dequantized discrete levels,
-        ``(x + u) / K`` in ``[0, 1)`` (a flow then starts with a logit layer), else ``None``.
+      num_levels: levels of the model's discrete inputs, ``None`` for float inputs.
+      train: ``[N, *event_shape]`` training inputs as the model sees them
+        (``preprocessing.init_data``), for data-dependent initialization.
+      preprocessing: the run's `Preprocessing` (``preprocessing.active``: the inputs are
+        dequantized levels in ``[0, 1)``, so a flow starts with a logit layer).
     """
 
     event_shape: tuple[int, ...]
     num_levels: int | None
     train: np.ndarray
-    dequantized_levels: int | None = None
+    preprocessing: Preprocessing
+
+
+def maximum_likelihood(model_fields, settings) -> Objective:
+    """The default objective: mean negative log-likelihood."""
+    del model_fields, settings
+    return MaximumLikelihood()
 
 
 class ModelSpec(NamedTuple):
-    """A registry entry: ``build_fn(model_config, data, rngs) -> model``."""
+    """A registry entry.
+
+    Attributes:
+      build_fn: ``build_fn(model_fields, data: ModelData, rngs) -> model``.
+      data_kind: one of `DATA_KINDS`.
+      defaults: the ``config.model`` fields and their defaults.
+      description: first line of the builder's docstring.
+      objective_fn: ``objective_fn(model_fields, settings: RunSettings) -> Objective``.
+    """
 
     build_fn: Callable[[Any, ModelData, nnx.Rngs], nnx.Module]
     data_kind: str
     defaults: dict
     description: str
+    objective_fn: Callable[[Any, Any], Objective] = maximum_likelihood
 
 
 MODELS: dict[str, ModelSpec] = {}
 
 
-def register(name: str, *, data_kind: str, **defaults):
-    """Decorator adding ``build_fn`` to `MODELS` under ``name`` with its config defaults."""
+def register(name: str, *, data_kind: str, objective_fn: Callable = maximum_likelihood,
+             **defaults):
+    """Decorator adding ``build_fn`` to `MODELS` under ``name`` with its config defaults
+    and its training objective."""
     if data_kind not in DATA_KINDS:
         raise ValueError(f"data_kind must be one of {DATA_KINDS}, got {data_kind!r}")
 
@@ -74,7 +84,8 @@ def register(name: str, *, data_kind: str, **defaults):
         if name in MODELS:
             raise ValueError(f"model {name!r} is already registered")
         doc = (build_fn.__doc__ or "").strip().splitlines()
-        MODELS[name] = ModelSpec(build_fn, data_kind, dict(defaults), doc[0] if doc else "")
+        MODELS[name] = ModelSpec(build_fn, data_kind, dict(defaults), doc[0] if doc else "",
+                                 objective_fn)
         return build_fn
 
     return add
@@ -113,11 +124,6 @@ def check_data_compatible(name: str, num_levels: int | None, dequantize: str) ->
     if kind == "binary" and num_levels != 2:
         raise ValueError(f"config.model.name={name!r} needs binary data but the data have "
                          f"{num_levels} levels (for digits set config.data.binarize=True)")
-
-
-def build_model(model_config, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
-    """Builds ``MODELS[model_config.name]`` for ``data``."""
-    return get_spec(model_config.name).build_fn(model_config, data, rngs)
 
 
 # ------------------------------------------------------------------------------------------

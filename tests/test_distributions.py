@@ -191,7 +191,7 @@ def test_categorical_log_prob():
 
 def test_categorical_log_prob_bad_levels():
     logits = np.zeros((2, 3), np.float32)
-    with pytest.raises(ValueError, match=r"\[0, 3\), got range \[0, 3\]"):
+    with pytest.raises(ValueError, match=r"levels in \[0, 3\), got values in \[0, 3\]"):
         categorical_log_prob(logits, np.array([[0, 3]]))
     with pytest.raises(TypeError, match="float32"):
         categorical_log_prob(logits, np.array([[0.0, 1.0]], np.float32))

@@ -12,11 +12,14 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from experiments import demo, registry
-from experiments.configs import common
-from experiments.configs.common import ConfigError
-from experiments.run import (RESULT_KEYS, WorkdirError, build_experiment, load_config,
-                             run_experiment, validate_config)
+from experiments import demo, registry, schema
+from experiments.build import build_experiment
+from experiments.config_io import load_config
+from experiments.report import RESULT_KEYS
+from experiments.run import run_experiment
+from experiments.schema import ConfigError
+from experiments.schema import validate as validate_config
+from experiments.workdir import WorkdirError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_DIR = os.path.join(REPO, "experiments", "configs")
@@ -123,9 +126,8 @@ def test_cli_wrong_type_and_missing_npz_fail(tmp_path):
 @pytest.mark.parametrize("name", CONFIG_NAMES)
 def test_every_config_is_valid(name):
     config = load_config(name)
-    assert tuple(config.keys()) == tuple(sorted(common.SECTIONS))
-    from jaxgen.training import TRAIN_DEFAULTS
-    assert set(config.train.keys()) == set(TRAIN_DEFAULTS)
+    assert tuple(config.keys()) == tuple(sorted(schema.SECTIONS))
+    assert set(config.train.keys()) == set(schema.TRAIN_DEFAULTS)
     validate_config(config)
 
 
@@ -201,7 +203,7 @@ def test_npz_source_builds_from_a_small_file(tmp_path):
     config.data.path = str(path)
     exp = build_experiment(config)
     assert exp.dataset.name == "tiny" and exp.dataset.event_shape == (6, 6, 1)
-    assert exp.dataset.num_levels == 2 and exp.preprocess_fn is None
+    assert exp.dataset.num_levels == 2 and not exp.preprocessing.active
     assert exp.model.logits.shape == (6, 6, 1, 2)
 
 
@@ -286,9 +288,13 @@ def test_demo_writes_report_and_skips_completed_runs(tmp_path):
     assert "reused completed runs" in open(os.path.join(workdir, "report.md")).read()
     for name, mtime in mtimes.items():
         assert os.path.getmtime(os.path.join(workdir, name, "results.json")) == mtime
-    # Changing the config of an existing run is refused, not overwritten.
-    with pytest.raises(WorkdirError):
-        demo.run_demo(workdir, names, num_steps=200)
+    # More steps (a resumable key) extend the runs from their checkpoints; the earlier
+    # results are kept next to the new ones.
+    longer = demo.run_demo(workdir, names[:1], num_steps=200)
+    run_dir = os.path.join(workdir, names[0])
+    assert json.load(open(os.path.join(run_dir, "results.json")))["train_steps"] == 200
+    assert json.load(open(os.path.join(run_dir, "results-step100.json")))["train_steps"] == 100
+    assert not longer[0]["reused"]
 
 
 def test_demo_configs_exist():

@@ -3,6 +3,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.stats
 from flax import nnx
 
 from jaxgen import flows
@@ -57,7 +58,7 @@ def _model_checks(graphdef, state, x, key):
     x_back = model.bijector.forward(z)
     samples = model.sample(key, 64)
     cold = model.sample(key, 3, temperature=0.0)
-    return dict(log_prob=log_prob, log_det=log_det, autodiff=autodiff, base=base,
+    return dict(log_prob=log_prob, log_det=log_det, autodiff=autodiff, base=base, z=z,
                 x_back=x_back, samples=samples, cold=cold, mode=model.bijector.forward(
                     jnp.zeros((1,) + model.base.event_shape)))
 
@@ -70,13 +71,44 @@ def test_model(name):
     out = jax.jit(_model_checks, static_argnums=0)(graphdef, state, x, jax.random.key(3))
     scale = max(1.0, float(jnp.max(jnp.abs(out["autodiff"]))))
     np.testing.assert_allclose(out["log_det"], out["autodiff"], atol=1e-4 * scale, rtol=0)
-    np.testing.assert_allclose(out["log_prob"], out["base"] + out["log_det"], rtol=1e-5)
+    # Change of variables, from references outside the model: the base density in closed
+    # form (scipy) at z = f^{-1}(x), plus log|det| of the autodiff Jacobian of f^{-1}.
+    z = np.asarray(out["z"], np.float64).reshape(x.shape[0], -1)  # [B, D]
+    base_dist = scipy.stats.logistic if name == "nice" else scipy.stats.norm
+    reference = base_dist.logpdf(z).sum(axis=1) + np.asarray(out["autodiff"], np.float64)
+    np.testing.assert_allclose(out["log_prob"], reference, rtol=1e-5, atol=1e-4 * scale)
     np.testing.assert_allclose(out["x_back"], x, atol=1e-4)
     assert out["samples"].shape == (64,) + model.event_shape
     assert np.all(np.isfinite(out["samples"]))
     # Temperature 0 puts every draw at the image of the latent origin.
     np.testing.assert_allclose(out["cold"], jnp.broadcast_to(out["mode"], out["cold"].shape),
                                atol=1e-5)
+
+
+FLOWS_2D = {
+    "nice": lambda: flows.NICE((2,), num_couplings=4, hidden_features=8, num_hidden_layers=1,
+                               rngs=nnx.Rngs(0)),
+    "realnvp": lambda: flows.RealNVP((2,), num_couplings=4, hidden_features=8,
+                                     rngs=nnx.Rngs(0)),
+    "realnvp_spline": lambda: flows.RealNVP((2,), num_couplings=2, hidden_features=8,
+                                            coupling="spline", num_bins=4, rngs=nnx.Rngs(0)),
+    "glow": lambda: flows.Glow((2,), num_steps=2, hidden_channels=8, rngs=nnx.Rngs(0)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FLOWS_2D))
+def test_2d_flow_density_integrates_to_one(name):
+    """exp(log_prob) of a perturbed 2-D flow, a Riemann sum on a 481^2 grid over
+    [-12, 12]^2 (spacing 0.05), is 1: the density is normalized. Grid and truncation error
+    here is < 2e-5 (a 961^2 grid and [-16, 16]^2 agree); dropping the log-det term moves
+    the integral by 1.7% (glow) to 20% (realnvp) for these models."""
+    model = _perturb(FLOWS_2D[name]())
+    grid = np.linspace(-12.0, 12.0, 481)
+    xx, yy = np.meshgrid(grid, grid)
+    points = jnp.asarray(np.stack([xx.ravel(), yy.ravel()], axis=1), jnp.float32)  # [N, 2]
+    density = np.exp(np.asarray(jax.jit(model.log_prob)(points), np.float64))  # [N]
+    total = density.sum() * (grid[1] - grid[0]) ** 2
+    assert abs(total - 1.0) < 1e-3, total
 
 
 def test_temperature_scales_the_latent():

@@ -8,6 +8,7 @@ import pytest
 from flax import nnx
 
 from jaxgen.autoregressive import MADE, connectivity_agnostic_loss
+from tests.testing import assert_chisquare_fit, enumerate_grid
 
 
 def _rngs():
@@ -84,15 +85,21 @@ def test_direct_connection_ensemble_sums_to_one_on_3x3_binary_images(ordering):
 
 
 def test_connectivity_agnostic_loss_uses_one_mask_per_key():
+    """Each key's loss is exactly one member's NLL, and the members are drawn uniformly:
+    which member is read off the loss value, not re-drawn with the implementation's key use."""
     model = MADE((3, 3, 1), 2, (16,), ordering="random", num_masks=4,
                  direct_connections=True, rngs=_rngs())
     x = jnp.asarray(np.random.default_rng(1).integers(0, 2, (8, 3, 3, 1)), jnp.int32)
     per_mask = -np.asarray(model.log_prob_per_mask(x)).mean(axis=1)  # [M]
-    for seed in range(3):
-        key = jax.random.key(seed)
-        loss, _ = jax.jit(lambda k, b: connectivity_agnostic_loss(model, b, k))(key, x)
-        m = int(jax.random.randint(key, (), 0, 4))
-        np.testing.assert_allclose(loss, per_mask[m], rtol=1e-5)
+    gaps = np.abs(per_mask[:, None] - per_mask[None, :])[~np.eye(4, dtype=bool)]
+    assert gaps.min() > 1e-2, per_mask  # the members are told apart by their NLL
+    keys = jax.random.split(jax.random.key(0), 400)
+    loss_fn = jax.jit(jax.vmap(lambda k: connectivity_agnostic_loss(model, x, k)[0]))
+    losses = np.asarray(loss_fn(keys))  # [400]
+    distance = np.abs(losses[:, None] - per_mask[None, :])  # [400, M]
+    chosen = distance.argmin(axis=1)  # [400]
+    np.testing.assert_allclose(losses, per_mask[chosen], rtol=1e-5)  # one member, exactly
+    assert_chisquare_fit(chosen, np.full(4, 0.25))  # m ~ U{0..3}
 
 
 def test_dropout_acts_only_in_the_training_loss_and_keeps_masks():
@@ -108,14 +115,36 @@ def test_dropout_acts_only_in_the_training_loss_and_keeps_masks():
     assert np.all(np.abs(np.triu(np.asarray(jac))) == 0)
 
 
-def test_ensemble_samples_are_valid_and_deterministic():
-    model = MADE((3, 3, 1), 3, (16,), ordering="random", num_masks=3,
+def _ternary_ensemble() -> MADE:
+    model = MADE((2, 2, 1), 3, (16,), ordering="random", num_masks=3,
                  direct_connections=True, rngs=_rngs())
-    sample = jax.jit(lambda k: model.sample(k, 5))
-    a, b = sample(jax.random.key(4)), sample(jax.random.key(4))
-    assert a.shape == (5, 3, 3, 1) and a.dtype == jnp.int32
-    np.testing.assert_array_equal(a, b)
+    _randomize_direct(model)  # far from uniform, and the members differ
+    return model
+
+
+def test_ensemble_samples_are_valid_and_deterministic():
+    """Samples depend only on (parameters, key): two separately built and jitted copies of
+    the model agree for one key; another key gives other samples."""
+    model_a, model_b = _ternary_ensemble(), _ternary_ensemble()
+    sample_a = jax.jit(lambda k: model_a.sample(k, 64))
+    sample_b = jax.jit(lambda k: model_b.sample(k, 64))
+    a, b = sample_a(jax.random.key(4)), sample_b(jax.random.key(4))
+    assert a.shape == (64, 2, 2, 1) and a.dtype == jnp.int32
     assert a.min() >= 0 and a.max() < 3
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, sample_a(jax.random.key(5)))
+
+
+def test_ensemble_samples_follow_the_enumerated_ensemble_distribution():
+    """Ancestral samples (a member per sample, then its ordering) against the ensemble's
+    probabilities of all 3^4 images: a chi-square fit (a single member's table fails it)."""
+    model = _ternary_ensemble()
+    grid = enumerate_grid((2, 2, 1), 3)  # [81, 2, 2, 1], row r = base-3 digits of r
+    probs = np.exp(np.asarray(jax.jit(model.log_prob)(grid), np.float64))  # [81]
+    assert abs(probs.sum() - 1.0) < 1e-5
+    samples = np.asarray(jax.jit(lambda k: model.sample(k, 20_000))(jax.random.key(6)))
+    index = samples.reshape(-1, 4) @ 3 ** np.arange(3, -1, -1)  # [20000], the grid row
+    assert_chisquare_fit(index, probs)
 
 
 @pytest.mark.parametrize("kwargs,error,match", [

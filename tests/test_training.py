@@ -1,4 +1,5 @@
-"""Training loop: exact resume, data parallelism, NaN stop, recompilation, early stopping."""
+"""Training loop: exact resume, data parallelism, NaN stop, recompilation, early stopping,
+checkpoint pruning, settings validation."""
 import json
 import os
 import subprocess
@@ -8,12 +9,12 @@ import textwrap
 import chex
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 from flax import nnx
 
-from jaxgen.training import evaluate_nll, train
+from jaxgen.training import (MaximumLikelihood, Objective, OptimSettings, TrainSettings,
+                             evaluate_nll, train)
 from jaxgen.training.optim import make_optimizer
 from jaxgen.training.state import init_train_state, split_model
 from jaxgen.training.steps import make_train_step
@@ -34,10 +35,11 @@ def _run_script(code, env_extra=None):
 
 def test_kill_and_resume_gives_identical_params(tmp_path):
     straight = fx.run(str(tmp_path / "a"))
-    # Run B: a separate process killed (SIGKILL) right after its step-20 checkpoint ...
+    # Run B: a separate process killed (SIGKILL, from a train callback, as a scheduler
+    # would) right after its step-20 checkpoint ...
     proc = _run_script(f"""
         from tests import training_fixtures as fx
-        fx.run({str(tmp_path / 'b')!r}, halt_after_steps=20)
+        fx.run({str(tmp_path / 'b')!r}, callback=fx.kill_at(20))
     """)
     assert proc.returncode == -9, proc.stderr[-2000:]
     assert os.path.isdir(tmp_path / "b" / "checkpoints" / "20")
@@ -85,29 +87,30 @@ class _NaNAfter(nnx.Module):
 
 
 def test_nan_loss_stops_with_step_and_keeps_checkpoint(tmp_path):
-    data = fx.tiny_data()
-    data.train[0:512:7] = np.nan  # poisons some batches, not all
-    cfg = fx.tiny_config(num_steps=40, log_every=10, checkpoint_every=10, eval_every=0)
-    with pytest.raises(FloatingPointError, match=r"non-finite loss or gradient at step \d+"):
-        train(_NaNAfter(rngs=nnx.Rngs(0)), data, cfg, str(tmp_path))
-    kept = os.listdir(tmp_path / "checkpoints")
-    # the loop raised at the first log after the bad step; nothing after it was saved
-    assert all(int(s) < 10 for s in kept if s.isdigit()) or kept == []
+    # The loss turns NaN at step 15 exactly; checkpoints every 10 steps.
+    objective = fx.Scheduled(lambda t: jnp.where(t >= 15, jnp.nan, 1.0))
+    settings = fx.tiny_settings(num_steps=40, log_every=10, checkpoint_every=10, eval_every=0)
+    with pytest.raises(FloatingPointError, match=r"non-finite loss or gradient at step 15: "
+                       r"training stopped; the last good checkpoint is step 10"):
+        train(_NaNAfter(rngs=nnx.Rngs(0)), fx.tiny_data(), settings, str(tmp_path),
+              objective=objective)
+    # the loop raised at the first log after the bad step (20): nothing from then was saved
+    assert sorted(s for s in os.listdir(tmp_path / "checkpoints") if s.isdigit()) == ["10"]
 
 
 def test_nan_stop_keeps_last_good_checkpoint(tmp_path):
     data = fx.tiny_data()
     data.train = data.train + 1.0  # the mean walks away from 0 at ~lr per Adam step
-    cfg = fx.tiny_config(num_steps=40, log_every=10, checkpoint_every=10, eval_every=0)
+    settings = fx.tiny_settings(num_steps=40, log_every=10, checkpoint_every=10, eval_every=0)
     model = _NaNAfter(rngs=nnx.Rngs(0))
 
-    def loss_fn(model, batch, key):
-        del key
-        loss = -jnp.mean(model.log_prob(batch))
-        return loss * jnp.where(jnp.abs(model.mean[...][0]) > 0.25, jnp.nan, 1.0), {}
+    class NaNAwayFromZero(Objective):
+        def loss(self, model, batch, key, extra):
+            loss = -jnp.mean(model.log_prob(batch))
+            return loss * jnp.where(jnp.abs(model.mean[...][0]) > 0.25, jnp.nan, 1.0), extra, {}
 
     with pytest.raises(FloatingPointError, match="last good checkpoint is step 10"):
-        train(model, data, cfg, str(tmp_path), loss_fn=loss_fn)
+        train(model, data, settings, str(tmp_path), objective=NaNAwayFromZero())
     assert "10" in os.listdir(tmp_path / "checkpoints")
 
 
@@ -117,18 +120,18 @@ def test_bad_step_leaves_params_and_optimizer_state_unchanged(poison):
     ``lax.cond``), records its step in ``bad_step``; a good step still updates."""
     model = _NaNAfter(rngs=nnx.Rngs(0))
     graphdef, params, rest = split_model(model)
-    opt = make_optimizer(ml_collections.ConfigDict(dict(name="adam", lr=1e-2)), 10)
+    opt = make_optimizer(OptimSettings(name="adam", lr=1e-2), 10)
 
-    def loss_fn(model, batch, key):
-        del key
-        loss = -jnp.mean(model.log_prob(batch))
-        bad = (batch[0, 0] > 100.0)  # the poisoned batch
-        if poison == "nan_loss":
-            return jnp.where(bad, jnp.nan, loss), {}
-        # a finite loss whose gradient is inf: d/dm of m * inf-scaled stop-gradient term
-        return loss + jnp.where(bad, jnp.inf, 0.0) * jnp.sum(model.mean[...]), {}
+    class Poisoned(Objective):
+        def loss(self, model, batch, key, extra):
+            loss = -jnp.mean(model.log_prob(batch))
+            bad = (batch[0, 0] > 100.0)  # the poisoned batch
+            if poison == "nan_loss":
+                return jnp.where(bad, jnp.nan, loss), extra, {}
+            # a finite loss whose gradient is inf: d/dm of m * inf-scaled term
+            return loss + jnp.where(bad, jnp.inf, 0.0) * jnp.sum(model.mean[...]), extra, {}
 
-    step = jax.jit(make_train_step(graphdef, opt, batch_size=4, loss_fn=loss_fn))
+    step = jax.jit(make_train_step(graphdef, opt, Poisoned(), batch_size=4))
     state = init_train_state(params, rest, opt)
     good = jnp.ones((4, 2))
     state, _ = step(state, good, jax.random.key(0), jax.random.key(1))
@@ -147,8 +150,8 @@ def test_bad_step_leaves_params_and_optimizer_state_unchanged(poison):
 def test_train_step_does_not_recompile():
     model = fx.TinyFlow(2, rngs=nnx.Rngs(0))
     graphdef, params, rest = split_model(model)
-    opt = make_optimizer(ml_collections.ConfigDict(dict(name="adam", lr=1e-2)), 10)
-    step = jax.jit(make_train_step(graphdef, opt, batch_size=16))
+    opt = make_optimizer(OptimSettings(name="adam", lr=1e-2), 10)
+    step = jax.jit(make_train_step(graphdef, opt, MaximumLikelihood(), batch_size=16))
     state = init_train_state(params, rest, opt)
     data = jnp.asarray(fx.tiny_data().train)
     k1, k2 = jax.random.key(0), jax.random.key(1)
@@ -159,54 +162,81 @@ def test_train_step_does_not_recompile():
     assert int(state.step) == 3
 
 
-def test_early_stopping_returns_best_on_valid_params(tmp_path):
+def test_early_stopping_returns_best_on_valid_params():
     data = fx.tiny_data()
-    # a huge learning rate makes validation NLL bounce, so the best is not the last
-    cfg = fx.tiny_config(num_steps=200, eval_every=10, log_every=10, patience=3)
-    cfg.optim.lr = 0.5
-    cfg.optim.schedule = "constant"
-    res = train(fx.TinyFlow(2, rngs=nnx.Rngs(0)), data, cfg, None)
-    assert res.best_step > 0
+    # Descend the NLL for 50 steps, then ascend it: validation NLL is best at some step
+    # <= 50 and rises from then on, so patience 3 runs out 3 evaluations after the best.
+    objective = fx.Scheduled(lambda t: jnp.where(t < 50, 1.0, -1.0))
+    settings = fx.tiny_settings(num_steps=200, eval_every=10, log_every=10, patience=3,
+                                optim=dict(schedule="constant"))
+    res = train(fx.TinyFlow(2, rngs=nnx.Rngs(0)), data, settings, None, objective=objective)
+    assert res.stopped_early and 10 <= res.best_step <= 50
+    assert res.train_steps == res.best_step + 3 * 10
     np.testing.assert_allclose(evaluate_nll(res.model, data.valid), res.best_valid_nll,
                                rtol=1e-5)
     valid = [h["nll"] for h in res.history if h["split"] == "valid"]
-    assert min(valid) == pytest.approx(res.best_valid_nll)
-    if res.stopped_early:
-        assert res.train_steps < 200
+    assert len(valid) == res.train_steps // 10 and min(valid) == pytest.approx(res.best_valid_nll)
+    assert valid[res.best_step // 10 - 1] == min(valid)
+    assert all(a < b for a, b in zip(valid[4:], valid[5:]))  # ascent: strictly worse
+
+
+def test_checkpoints_are_pruned_to_keep_checkpoints(tmp_path):
+    fx.run(str(tmp_path), num_steps=60, checkpoint_every=10, keep_checkpoints=2)
+    assert sorted(int(s) for s in os.listdir(tmp_path / "checkpoints") if s.isdigit()) == [50, 60]
 
 
 def test_training_reduces_nll_and_ema():
     data = fx.tiny_data()
     model = fx.TinyFlow(2, rngs=nnx.Rngs(0))
     before = evaluate_nll(model, data.test)
-    res = train(model, data, fx.tiny_config(num_steps=300, ema_decay=0.9, steps_per_call=10), None)
+    res = train(model, data, fx.tiny_settings(num_steps=300, ema_decay=0.9, steps_per_call=10),
+                None)
     after = evaluate_nll(res.model, data.test)
     assert after < before - 0.3, (before, after)
     plain = train(fx.TinyFlow(2, rngs=nnx.Rngs(0)), data,
-                  fx.tiny_config(num_steps=300, steps_per_call=10), None)
+                  fx.tiny_settings(num_steps=300, steps_per_call=10), None)
     # the EMA run evaluates (and keeps) averaged parameters, not the raw ones
     assert not np.allclose(_params_of(res.model)["mean"], _params_of(plain.model)["mean"])
 
 
-@pytest.mark.parametrize("bad, match", [
-    (dict(not_a_key=1), "unknown config.train key"),
-    (dict(batch_size=0), "batch_size must be positive"),
-    (dict(steps_per_call=7), "multiple of train.steps_per_call"),
-    (dict(batch_size=10_000), "larger than the training set"),
+@pytest.mark.parametrize("bad, error, match", [
+    (dict(not_a_key=1), TypeError, "not_a_key"),
+    (dict(batch_size=0), ValueError, "batch_size must be positive"),
+    (dict(steps_per_call=7), ValueError, "multiple of train.steps_per_call"),
+    (dict(ema_decay=1.0), ValueError, r"ema_decay must be in \[0, 1\)"),
+    (dict(optim=dict(lr=-1e-3)), ValueError, "optim.lr must be positive"),
+    (dict(optim=dict(name="adagrad")), ValueError, "optim.name='adagrad'"),
 ])
-def test_bad_train_config_fails_before_compute(bad, match):
-    with pytest.raises(ValueError, match=match):
-        train(fx.TinyFlow(2, rngs=nnx.Rngs(0)), fx.tiny_data(), fx.tiny_config(**bad), None)
+def test_bad_train_settings_fail_at_construction(bad, error, match):
+    with pytest.raises(error, match=match):
+        fx.tiny_settings(**bad)
 
 
-def test_resume_with_other_config_refuses_and_keeps_files(tmp_path):
+def test_batch_larger_than_data_fails_before_compute():
+    with pytest.raises(ValueError, match="larger than the training set"):
+        train(fx.TinyFlow(2, rngs=nnx.Rngs(0)), fx.tiny_data(),
+              fx.tiny_settings(batch_size=10_000), None)
+
+
+def test_resume_with_other_settings_refuses_and_keeps_files(tmp_path):
     fx.run(str(tmp_path), num_steps=20)
     before = sorted(os.listdir(tmp_path / "checkpoints"))
-    cfg = fx.tiny_config(num_steps=40)
-    cfg.optim.lr = 0.5
     with pytest.raises(ValueError, match="optim.lr"):
-        train(fx.TinyFlow(2, rngs=nnx.Rngs(0)), fx.tiny_data(), cfg, str(tmp_path))
+        train(fx.TinyFlow(2, rngs=nnx.Rngs(0)), fx.tiny_data(),
+              fx.tiny_settings(num_steps=40, optim=dict(lr=0.5)), str(tmp_path),
+              objective=fx.NoisyNLL())
     assert sorted(os.listdir(tmp_path / "checkpoints")) == before
+
+
+def test_resume_extends_a_finished_run_to_more_steps(tmp_path):
+    """``num_steps`` is resumable: 30 steps, then 30 more, equal 60 straight (the cosine
+    schedule is set by num_steps, so use a constant one)."""
+    constant = dict(optim=dict(schedule="constant"))
+    fx.run(str(tmp_path / "a"), num_steps=30, checkpoint_every=10, **constant)
+    extended = fx.run(str(tmp_path / "a"), num_steps=60, checkpoint_every=10, **constant)
+    straight = fx.run(str(tmp_path / "b"), num_steps=60, checkpoint_every=10, **constant)
+    assert extended.train_steps == 60
+    chex.assert_trees_all_equal(_params_of(straight.model), _params_of(extended.model))
 
 
 def test_cached_epoch_order_gives_the_reference_batches():
@@ -223,10 +253,13 @@ def test_cached_epoch_order_gives_the_reference_batches():
 
     data = jnp.arange(23, dtype=jnp.float32)[:, None]
     graphdef, params, rest = split_model(Recorder())
-    opt = make_optimizer(ml_collections.ConfigDict(dict(name="sgd", lr=0.0)), 10)
-    seen = []
-    loss = lambda m, b, k: (jnp.mean(-m.log_prob(b)), {"first": b[0, 0], "sum": b.sum()})
-    step = jax.jit(make_train_step(graphdef, opt, batch_size=5, loss_fn=loss))
+    opt = make_optimizer(OptimSettings(name="sgd", lr=1e-9), 10)
+
+    class Record(Objective):
+        def loss(self, m, b, k, extra):
+            return jnp.mean(-m.log_prob(b)), extra, {"first": b[0, 0], "sum": b.sum()}
+
+    step = jax.jit(make_train_step(graphdef, opt, Record(), batch_size=5))
     state = init_train_state(params, rest, opt, num_examples=23)
     key = jax.random.key(7)
     for t in range(13):  # crosses three epochs of 4 batches

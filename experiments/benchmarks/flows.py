@@ -32,6 +32,7 @@ from flax import nnx
 
 from experiments.benchmarks.flows_compare import compare
 from jaxgen import flows
+from jaxgen.data.preprocessing import uniform_dequantize
 from jaxgen.data import load_digits
 from jaxgen.training.state import merge_model, split_model
 
@@ -111,10 +112,12 @@ def main(quick: bool = False) -> None:
                    matmul_float32_gflops_per_s=matmul_gflops(256 if quick else 1024,
                                                              repeats=3 if quick else 10))
     digits = load_digits()
-    x = np.asarray(flows.dequantize_fn(17)(jax.random.key(0), digits.train[:256]))
-    realnvp = flows.build_flow(flows.flow_model_config(
-        "realnvp", architecture="vector", num_couplings=8, hidden_features=256,
-        num_hidden_layers=2), digits, rngs=nnx.Rngs(0))
+    x = np.asarray(uniform_dequantize(jax.random.key(0), digits.train[:256], 17))
+    realnvp = flows.build_flow(
+        "realnvp", digits.event_shape,
+        uniform_dequantize(jax.random.key(0), digits.train[:512], 17), unit_interval=True,
+        architecture="vector", num_couplings=8, hidden_features=256, num_hidden_layers=2,
+        rngs=nnx.Rngs(0))
     record = bench("realnvp_vector_8x256_digits", realnvp, x, repeats, rounds=1 if quick else 3)
     # the same workload in jaxgen, distrax and flowjax (those that are importable)
     record["comparison"] = compare(quick, machine["matmul_float32_gflops_per_s"])

@@ -51,15 +51,15 @@ import time
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 from absl import app, flags
 from flax import nnx
 
 from jaxgen import mcmc
 from jaxgen.energy import BernoulliRBM, MLPEnergy
-from jaxgen.energy.losses import pcd_init, pcd_loss
-from jaxgen.training.optim import make_optimizer
+from jaxgen.energy.losses import pcd_init
+from jaxgen.energy.objectives import PersistentContrastiveDivergence
+from jaxgen.training.optim import OptimSettings, make_optimizer
 from jaxgen.training.state import init_train_state, split_model
 from jaxgen.training.steps import make_train_step
 
@@ -232,8 +232,7 @@ def bench_pcd_epoch(data: np.ndarray, steps_per_epoch: int, rounds: int,
                     matmul_gflops: float, rbm_shape_gflops: float | None = None) -> dict:
     rbm = BernoulliRBM((28, 28, 1), 500, rngs=nnx.Rngs(0))
     graphdef, params, model_state = split_model(rbm)
-    optim = ml_collections.ConfigDict(dict(name="sgd", lr=0.01, momentum=0.9, schedule="constant"))
-    optimizer = make_optimizer(optim, steps_per_epoch)
+    optimizer = make_optimizer(OptimSettings(name="sgd", lr=0.01, momentum=0.9), steps_per_epoch)
     train = jnp.asarray(data)
     keys = (_key(1), _key(2))
     fns, compile_s = {}, {}
@@ -242,8 +241,8 @@ def bench_pcd_epoch(data: np.ndarray, steps_per_epoch: int, rounds: int,
         state = init_train_state(params, model_state, optimizer, extra=extra,
                                  num_examples=data.shape[0])
         step = jax.jit(make_train_step(
-            graphdef, optimizer, batch_size=100, loss_fn=pcd_loss(1, persist_hidden=persist),
-            has_extra=True, steps_per_call=steps_per_epoch))
+            graphdef, optimizer, PersistentContrastiveDivergence(1, persist_hidden=persist),
+            batch_size=100, steps_per_call=steps_per_epoch))
         t0 = time.perf_counter()
         jax.block_until_ready(step(state, train, *keys)[0].step)
         compile_s[name] = time.perf_counter() - t0

@@ -4,7 +4,7 @@
 [--data=random]``
 
 For each config (``experiments/configs/<name>.py``) it builds the data and model exactly as a
-run does (`experiments.run.build_experiment`), jit-compiles the loop's train step
+run does (`experiments.build.build_experiment`), jit-compiles the loop's train step
 (`jaxgen.training.steps.make_train_step`, parameters replicated and the batch sharded over
 all devices, state donated), times the first call (``compile_s``: lowering, compilation and
 one step), warms up, then times a window of back-to-back calls ended by
@@ -40,7 +40,8 @@ import numpy as np
 from absl import app, flags
 
 from experiments.configs import common
-from experiments.run import build_experiment, load_config
+from experiments.build import build_experiment
+from experiments.config_io import load_config
 from jaxgen.training import count_params
 from jaxgen.training import sharding as shd
 from jaxgen.training.optim import make_optimizer
@@ -138,7 +139,7 @@ def benchmark_train_step(name: str, *, steps_per_call: int = 1, min_time_s: floa
     """Times the jitted train step of config ``name``; returns one JSON-able record.
 
     Args:
-      name: config name (or path, see `experiments.run.load_config`).
+      name: config name (or path, see `experiments.config_io.load_config`).
       steps_per_call: optimizer steps per jitted call; 0 takes ``config.train.steps_per_call``.
       min_time_s: length of the timed window.
       warmup_calls: untimed calls after the first (compiling) one.
@@ -152,25 +153,29 @@ def benchmark_train_step(name: str, *, steps_per_call: int = 1, min_time_s: floa
         exp = build_random_experiment(config, random_shape, random_levels, int(config.seed))
     else:
         raise ValueError(f"data must be 'config' or 'random', got {data!r}")
+    settings = exp.settings.train
     if steps_per_call == 0:
-        steps_per_call = int(config.train.steps_per_call)
+        steps_per_call = int(settings.steps_per_call)
     if steps_per_call < 1:
         raise ValueError(f"steps_per_call must be >= 1 (or 0: the config's), got {steps_per_call}")
-    batch_size = int(config.train.batch_size)
-    ema_decay = float(config.train.ema_decay)
+    batch_size = int(settings.batch_size)
+    ema_decay = float(settings.ema_decay)
     mesh = shd.make_mesh()
     graphdef, params, model_state = split_model(exp.model)
-    optimizer = make_optimizer(config.optim, int(config.train.num_steps))
-    state = init_train_state(params, model_state, optimizer, ema=ema_decay > 0,
+    optimizer = make_optimizer(settings.optim, int(settings.num_steps))
+    base_key = jax.random.key(int(config.seed))
+    extra = exp.objective.init(exp.model, exp.preprocessing.init_data,
+                               jax.random.fold_in(base_key, 4))
+    state = init_train_state(params, model_state, optimizer, ema=ema_decay > 0, extra=extra,
                              num_examples=int(exp.dataset.train.shape[0]))
     state = jax.device_put(state, shd.replicated(mesh))
     train_data = jax.device_put(np.asarray(exp.dataset.train), shd.replicated(mesh))
     step_fn = jax.jit(
-        make_train_step(graphdef, optimizer, batch_size=batch_size,
-                        preprocess_fn=exp.preprocess_fn, ema_decay=ema_decay,
+        make_train_step(graphdef, optimizer, exp.objective, batch_size=batch_size,
+                        preprocess_fn=exp.preprocessing if exp.preprocessing.active else None,
+                        ema_decay=ema_decay,
                         batch_sharding=shd.batch_sharded(mesh), steps_per_call=steps_per_call),
         donate_argnums=0)
-    base_key = jax.random.key(int(config.seed))
     shuffle_key, step_key = jax.random.fold_in(base_key, 1), jax.random.fold_in(base_key, 2)
 
     t0 = time.perf_counter()

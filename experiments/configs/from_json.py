@@ -3,7 +3,7 @@
 ``PATH`` is a workdir's ``config.json`` or ``results.json`` (which embeds the full config).
 Overrides work as usual, e.g. ``--config.seed=1``.
 """
-from experiments.run import load_config
+from experiments.config_io import load_config
 
 
 def get_config(path: str):

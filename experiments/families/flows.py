@@ -1,35 +1,39 @@
-"""Normalizing flows in the registry: ``nice``, ``realnvp``, ``glow`` (`jaxgen.flows`)."""
-from __future__ import annotations
+"""Normalizing flows in the registry: ``nice``, ``realnvp``, ``glow`` (`jaxgen.flows`).
 
-import types
+Each trains by maximum likelihood (the loop puts BatchNorm layers in training mode for
+every step and in eval mode for evaluation); ``init_batch_size`` training inputs, as the
+model sees them, initialize every ActNorm.
+"""
+from __future__ import annotations
 
 from flax import nnx
 
 from experiments.registry import ModelData, register
-from jaxgen.flows.models import GLOW_DEFAULTS, NICE_DEFAULTS, REALNVP_DEFAULTS, build_flow
+from jaxgen.flows.models import FLOW_MODELS, build_flow
+
+_INIT = dict(init_batch_size=512)
 
 
-def _flow_data(data: ModelData):
-    # On dequantized discrete data the flow starts with RealNVP's logit layer; build_flow
-    # keys that on num_levels and takes the (already dequantized, float) training inputs.
-    return types.SimpleNamespace(event_shape=data.event_shape, num_levels=data.dequantized_levels,
-                                 train=data.train)
+def _build(name: str, mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
+    fields = {key: mc[key] for key in FLOW_MODELS[name][1]}
+    return build_flow(name, data.event_shape, data.train[:int(mc.init_batch_size)],
+                      unit_interval=data.preprocessing.active, rngs=rngs, **fields)
 
 
-@register("nice", data_kind="continuous", **NICE_DEFAULTS)
-def _nice(model_config, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
+@register("nice", data_kind="continuous", **FLOW_MODELS["nice"][1], **_INIT)
+def _nice(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
     """NICE: additive couplings and a diagonal scaling, logistic base (Dinh et al. 2014)."""
-    return build_flow(model_config, _flow_data(data), rngs=rngs)
+    return _build("nice", mc, data, rngs)
 
 
-@register("realnvp", data_kind="continuous", **REALNVP_DEFAULTS)
-def _realnvp(model_config, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
+@register("realnvp", data_kind="continuous", **FLOW_MODELS["realnvp"][1], **_INIT)
+def _realnvp(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
     """RealNVP: affine couplings, vector or multi-scale (Dinh et al. 2017)."""
-    return build_flow(model_config, _flow_data(data), rngs=rngs)
+    return _build("realnvp", mc, data, rngs)
 
 
-@register("glow", data_kind="continuous", **GLOW_DEFAULTS)
-def _glow(model_config, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
+@register("glow", data_kind="continuous", **FLOW_MODELS["glow"][1], **_INIT)
+def _glow(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
     """Glow: ActNorm, LU 1x1 convolution, affine coupling; K steps x L levels (Kingma &
     Dhariwal 2018)."""
-    return build_flow(model_config, _flow_data(data), rngs=rngs)
+    return _build("glow", mc, data, rngs)

@@ -20,20 +20,21 @@ from jaxgen.autoregressive.made import MADE, connectivity_agnostic_loss
 from jaxgen.autoregressive.nade import NADE
 from jaxgen.autoregressive.pixelcnn import PixelCNN
 from jaxgen.autoregressive.pixelrnn import DiagonalBiLSTM, RowLSTM
-from jaxgen.autoregressive.reinforce import (BASELINES, ReinforceState, init_reinforce_state,
-                                             make_reinforce_step, reinforce_baseline)
+from jaxgen.autoregressive.reinforce import (REINFORCE_BASELINES, ReinforceState,
+                                             init_reinforce_state, make_reinforce_step,
+                                             reinforce_baseline)
 from jaxgen.autoregressive.rnn import LSTMModel
 from jaxgen.autoregressive.scheduled_sampling import (
-    METHODS, SCHEDULES, MixedHistory, constant_schedule, exponential_schedule,
+    METHODS, SAMPLING_SCHEDULES, MixedHistory, constant_schedule, exponential_schedule,
     inverse_sigmoid_schedule, linear_schedule, make_schedule, make_scheduled_sampling_loss,
     parallel_scheduled_sampling_log_prob, scheduled_sampling_log_prob, scheduled_sampling_loss,
     sequential_scheduled_sampling_log_prob)
 from jaxgen.autoregressive.transformer import CausalTransformer
 
-__all__ = ["AutoregressiveModel", "BASELINES", "BernoulliHead", "CategoricalHead",
-           "CausalTransformer", "ContinuationNLL", "DiagonalBiLSTM",
-           "DiscretizedLogisticMixtureHead", "GatedPixelCNN", "LSTMModel", "MADE", "METHODS",
-           "MixedHistory", "NADE", "PixelCNN", "ReinforceState", "RowLSTM", "SCHEDULES",
+__all__ = ["AutoregressiveModel", "BernoulliHead", "CategoricalHead", "CausalTransformer",
+           "ContinuationNLL", "DiagonalBiLSTM", "DiscretizedLogisticMixtureHead",
+           "GatedPixelCNN", "LSTMModel", "MADE", "METHODS", "MixedHistory", "NADE", "PixelCNN",
+           "REINFORCE_BASELINES", "ReinforceState", "RowLSTM", "SAMPLING_SCHEDULES",
            "complete", "connectivity_agnostic_loss", "constant_schedule",
            "continuation_log_prob", "continuation_nll", "exponential_schedule",
            "init_reinforce_state", "inverse_sigmoid_schedule", "linear_schedule", "make_head",

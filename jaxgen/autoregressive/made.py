@@ -131,7 +131,8 @@ class MADE(AutoregressiveModel):
                 direct.append(made_masks(in_degrees, [], out_degrees)[0])
         self.orderings = Mask(jnp.asarray(np.stack(orders), jnp.int32))  # [M, D]
         self.layers = nnx.List([MaskedDense(np.stack(ms), rngs=rngs) for ms in per_layer])
-        # Created after the MLP so that direct_connections=False keeps the old init exactly.
+        # Created after the MLP, so the MLP's initial parameters do not depend on
+        # direct_connections (the same rngs draws in the same order).
         self.direct = (MaskedDense(np.stack(direct), use_bias=False, rngs=rngs)
                        if direct_connections else None)
 

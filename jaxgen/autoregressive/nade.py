@@ -46,9 +46,9 @@ class NADE(AutoregressiveModel):
         x = inputs.reshape(bsz, self.num_dims, -1).astype(jnp.float32)  # [B, D, F]
 
         # One scan step per position, the running sum ``a`` [B, H] as the carry: theta_d is
-        # read off before x_d is added, so a_d is structurally free of x_{>=d}. (The same sum
-        # as an exclusive ``jnp.cumsum`` over a [B, D, H] tensor: XLA's CPU cumsum is a
-        # reduce-window, O(D^2); value-and-grad of NADE-500 at batch 100 took 6.8x longer.)
+        # read off before x_d is added, so a_d is structurally free of x_{>=d}. (Not an
+        # exclusive ``jnp.cumsum`` over a [B, D, H] tensor: XLA's CPU cumsum is a
+        # reduce-window, O(D^2); timing in docs/AR_BENCHMARKS.md, NADE.)
         def step(a, per_position):
             w_d, v_d, b_d, x_d = per_position  # [F, H], [H, P], [P], [B, F]
             theta = jax.nn.sigmoid(a) @ v_d + b_d  # [B, P]

@@ -123,8 +123,7 @@ def _row_conv(h: Array, kernel: Array, pad: int) -> Array:
     zero-padded by ``pad`` on both sides of the width: ``[B, W, F] -> [B, W, O]``. The same
     numbers as ``conv2d(h[:, None], K, 0, ((0, 0), (pad, pad)))[:, 0]``, but it runs inside
     the row ``lax.scan``, where XLA:CPU differentiates a convolution ~60x more slowly than a
-    matmul (measured on one Row LSTM layer, B=100, W=28, F=64: 30.5 s vs 0.51 s for the
-    gradient; docs/AR_BENCHMARKS.md)."""
+    matmul (timed on one Row LSTM layer: docs/AR_BENCHMARKS.md, RowLSTM)."""
     w, k = h.shape[1], kernel.shape[1]
     padded = jnp.pad(h, ((0, 0), (pad, pad), (0, 0)))  # [B, W + 2 pad, F]
     windows = jnp.concatenate([padded[:, j:j + w] for j in range(k)], axis=-1)  # [B, W, kF]

@@ -13,7 +13,7 @@ no gradient through the draw), and descends the surrogate
 
     L(theta) = -(1/n) sum_b (R(x_b) - b_b) log p_theta(x_b)
 
-with an optax optimizer. Baselines (`BASELINES`):
+with an optax optimizer. Baselines (`REINFORCE_BASELINES`):
 
 * ``none``: ``b = 0``.
 * ``batch_mean``: ``b = mean_b R(x_b)`` (slightly biased: ``b`` includes ``R(x_b)``).
@@ -34,7 +34,7 @@ from flax import nnx
 from jaxgen.training.state import merge_model, split_model
 from jaxgen.types import Array, PRNGKey
 
-BASELINES = ("none", "batch_mean", "leave_one_out", "moving_average")
+REINFORCE_BASELINES = ("none", "batch_mean", "leave_one_out", "moving_average")
 
 
 class ReinforceState(NamedTuple):
@@ -79,7 +79,7 @@ def reinforce_baseline(rewards: Array, reward_average: Array, step: Array, *,
         correction = 1.0 - jnp.power(jnp.float32(decay), step.astype(jnp.float32))
         return jnp.where(step > 0, reward_average / jnp.maximum(correction, 1e-12),
                          jnp.mean(rewards))
-    raise ValueError(f"baseline must be one of {BASELINES}, got {baseline!r}")
+    raise ValueError(f"baseline must be one of {REINFORCE_BASELINES}, got {baseline!r}")
 
 
 def make_reinforce_step(graphdef, optimizer: optax.GradientTransformation,
@@ -92,7 +92,7 @@ def make_reinforce_step(graphdef, optimizer: optax.GradientTransformation,
       optimizer: the optax transformation whose state `init_reinforce_state` built.
       reward_fn: ``[n, *event_shape]`` int samples -> ``[n]`` rewards (higher is better).
       num_samples: sequences drawn per step.
-      baseline: one of `BASELINES`.
+      baseline: one of `REINFORCE_BASELINES`.
       baseline_decay: ``decay`` of the ``moving_average`` baseline, in ``[0, 1)``.
 
     Returns:
@@ -100,11 +100,11 @@ def make_reinforce_step(graphdef, optimizer: optax.GradientTransformation,
       ``log_prob`` (mean ``log p(x)`` of the samples), ``loss`` (surrogate), ``grad_norm``.
 
     Raises:
-      ValueError: unknown ``baseline`` (lists `BASELINES`), ``num_samples < 1``, a decay
+      ValueError: unknown ``baseline`` (lists `REINFORCE_BASELINES`), ``num_samples < 1``, a decay
         outside ``[0, 1)``, or (at trace time) a ``reward_fn`` not returning ``[n]``.
     """
-    if baseline not in BASELINES:
-        raise ValueError(f"baseline must be one of {BASELINES}, got {baseline!r}")
+    if baseline not in REINFORCE_BASELINES:
+        raise ValueError(f"baseline must be one of {REINFORCE_BASELINES}, got {baseline!r}")
     if int(num_samples) < 1:
         raise ValueError(f"num_samples must be positive, got {num_samples}")
     if not 0.0 <= float(baseline_decay) < 1.0:
@@ -142,5 +142,5 @@ def make_reinforce_step(graphdef, optimizer: optax.GradientTransformation,
     return step
 
 
-__all__ = ["BASELINES", "ReinforceState", "init_reinforce_state", "make_reinforce_step",
-           "reinforce_baseline"]
+__all__ = ["REINFORCE_BASELINES", "ReinforceState", "init_reinforce_state",
+           "make_reinforce_step", "reinforce_baseline"]

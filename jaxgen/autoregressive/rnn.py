@@ -7,7 +7,9 @@ Input at step ``t`` is the one-hot of ``x_{t-1}`` (zeros at ``t = 0``); an LSTM
 
 runs under ``lax.scan`` (teacher forcing in training). Sampling carries ``(h, c)`` through
 the same scan, one step per position (the natural "fast" sampler; `sample_naive` reruns the
-whole sequence per position and gives the same samples).
+whole sequence per position and gives the same samples). `LSTMModel.step` is one position of
+the recurrence, for callers that choose each next input themselves (sampling, sequential
+scheduled sampling in `jaxgen.autoregressive.scheduled_sampling`).
 """
 from __future__ import annotations
 
@@ -49,9 +51,32 @@ class LSTMModel(AutoregressiveModel):
         self.cell = LSTMCell(self.num_levels, self.hidden_size, rngs=rngs)
         self.readout = nnx.Linear(self.hidden_size, self.head.num_params, rngs=rngs)
 
-    def _initial_state(self, batch: int):
+    def initial_state(self, batch: int) -> tuple[Array, Array]:
+        """``(h, c)_0 = 0``, each ``[batch, H]``: the recurrent state before position 0."""
         zeros = jnp.zeros((batch, self.hidden_size))
         return (zeros, zeros)
+
+    def initial_input(self, batch: int) -> Array:
+        """``u_0 = 0``, ``[batch, K]``: the input at position 0 (no previous level)."""
+        return jnp.zeros((batch, self.num_levels))
+
+    def step(self, state: tuple[Array, Array], inputs: Array) -> tuple[tuple[Array, Array], Array]:
+        """One position of the recurrence, for callers that choose each next input
+        themselves (`sample`, sequential scheduled sampling):
+
+            (h, c)_t = LSTM((h, c)_{t-1}, u_t),   theta_t = readout(h_t).
+
+        Args:
+          state: ``(h, c)_{t-1}``, each ``[B, H]`` (`initial_state` at ``t = 0``).
+          inputs: ``u_t [B, K]``, the one-hot of the level fed for ``x_{t-1}``
+            (``encode(levels)``; `initial_input` at ``t = 0``).
+
+        Returns:
+          ``((h, c)_t, theta_t)``, with ``theta_t [B, P]`` the head parameters of
+          ``p(x_t | fed history)``.
+        """
+        state = self.cell(state, inputs)
+        return state, self.readout(state[0])
 
     def params_from_inputs(self, inputs: Array) -> Array:
         """``[B, *E, K]`` -> ``[B, *E, P]`` (teacher forcing)."""
@@ -63,7 +88,7 @@ class LSTMModel(AutoregressiveModel):
             state = self.cell(state, x_t)
             return state, state[0]
 
-        _, hs = jax.lax.scan(step, self._initial_state(b), shifted.swapaxes(0, 1))  # [D,B,H]
+        _, hs = jax.lax.scan(step, self.initial_state(b), shifted.swapaxes(0, 1))  # [D,B,H]
         return self.readout(hs.swapaxes(0, 1)).reshape(b, *self.event_shape, -1)
 
     def sample(self, key: PRNGKey, n: int) -> Array:
@@ -74,11 +99,11 @@ class LSTMModel(AutoregressiveModel):
         def step(carry, inputs):
             state, x_prev = carry
             t, key_t = inputs
-            state = self.cell(state, x_prev)
-            value = self.head.sample(key_t, self.readout(state[0]))  # [n]
+            state, params_t = self.step(state, x_prev)  # [n, P]
+            value = self.head.sample(key_t, params_t)  # [n]
             return (state, jax.nn.one_hot(value, self.num_levels)), value
 
-        init = (self._initial_state(n), jnp.zeros((n, self.num_levels)))
+        init = (self.initial_state(n), self.initial_input(n))
         _, values = jax.lax.scan(step, init, (jnp.arange(d), keys))  # [D, n]
         return values.T.reshape(n, *self.event_shape)
 

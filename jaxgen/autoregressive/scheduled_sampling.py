@@ -8,7 +8,8 @@ targets stay the true ``x_i``:
 
     loss = -(1/B) sum_b sum_i log p(x_i | h_{<i}),   h_j = x_j  w.p. p_truth,  else x~_j.
 
-``p_truth`` decays over training with a schedule (`SCHEDULES`, paper's notation, step ``i``):
+``p_truth`` decays over training with a schedule (`SAMPLING_SCHEDULES`, paper's notation,
+step ``i``):
 
 * ``constant``:        ``p = k``
 * ``linear``:          ``p = max(min_value, k - c i)``
@@ -45,7 +46,7 @@ from jaxgen.autoregressive.base import AutoregressiveModel
 from jaxgen.autoregressive.rnn import LSTMModel
 from jaxgen.types import Array, PRNGKey
 
-SCHEDULES = ("constant", "linear", "exponential", "inverse_sigmoid")
+SAMPLING_SCHEDULES = ("constant", "linear", "exponential", "inverse_sigmoid")
 METHODS = ("parallel", "sequential")
 
 
@@ -81,14 +82,16 @@ def inverse_sigmoid_schedule(step: Array, *, k: float, min_value: float = 0.0) -
 
 def make_schedule(name: str, *, k: float = 1.0, c: float = 0.0,
                   min_value: float = 0.0) -> Callable[[Array], Array]:
-    """``step -> p_truth`` for schedule ``name`` in `SCHEDULES` (parameters as in the paper).
+    """``step -> p_truth`` for schedule ``name`` in `SAMPLING_SCHEDULES` (parameters as in
+    the paper).
 
     Raises:
-      ValueError: unknown ``name`` (the message lists `SCHEDULES`), or a parameter outside
-        its schedule's range.
+      ValueError: unknown ``name`` (the message lists `SAMPLING_SCHEDULES`), or a parameter
+        outside its schedule's range.
     """
-    if name not in SCHEDULES:
-        raise ValueError(f"scheduled sampling schedule must be one of {SCHEDULES}, got {name!r}")
+    if name not in SAMPLING_SCHEDULES:
+        raise ValueError(f"scheduled sampling schedule must be one of {SAMPLING_SCHEDULES}, "
+                         f"got {name!r}")
     k, c, min_value = float(k), float(c), float(min_value)
     if not 0.0 <= min_value <= 1.0:
         raise ValueError(f"scheduled sampling min_value must be in [0, 1], got {min_value}")
@@ -182,7 +185,9 @@ def sequential_scheduled_sampling_log_prob(model: LSTMModel, x: Array, key: PRNG
         x~_t ~ p(. | stop_gradient(theta_t)),
         u_{t+1} = onehot(x_t)  w.p. p_truth,  else onehot(x~_t).
 
-    ``x~_t`` conditions on the mixed history ``u_{<=t}``, as at generation time.
+    ``x~_t`` conditions on the mixed history ``u_{<=t}``, as at generation time. Each
+    position is one `LSTMModel.step` (from `LSTMModel.initial_state` and
+    `LSTMModel.initial_input`).
     ``p_truth = 1`` is teacher forcing (the same numbers as `LSTMModel.log_prob`).
 
     Args:
@@ -208,15 +213,14 @@ def sequential_scheduled_sampling_log_prob(model: LSTMModel, x: Array, key: PRNG
         state, u = carry  # (h, c) [B, H] each; u [B, K]
         x_t, key_t = inputs  # [B]
         sample_key, mix_key = jax.random.split(key_t)
-        state = model.cell(state, u)
-        params_t = model.readout(state[0])  # [B, P]
+        state, params_t = model.step(state, u)  # params_t [B, P]
         log_prob_t = model.head.log_prob(params_t, x_t)  # [B]
         guess = model.head.sample(sample_key, jax.lax.stop_gradient(params_t)).astype(jnp.int32)
         use_truth = jax.random.uniform(mix_key, (b,)) < p
         fed = jnp.where(use_truth, x_t, guess)
         return (state, jax.nn.one_hot(fed, k)), (log_prob_t, fed, use_truth)
 
-    init = (model._initial_state(b), jnp.zeros((b, k)))
+    init = (model.initial_state(b), model.initial_input(b))
     _, (log_probs, fed, use_truth) = jax.lax.scan(step, init, (x_flat.T, keys))  # [D, B]
     shape = (b, *model.event_shape)
     return (jnp.sum(log_probs, axis=0),
@@ -266,8 +270,8 @@ def make_scheduled_sampling_loss(schedule: str, *, method: str = "parallel", k: 
     """``(loss_fn, extra_init)`` for ``train(..., loss_fn=loss_fn, extra_init=extra_init)``.
 
     Raises:
-      ValueError: unknown schedule (lists `SCHEDULES`) or method (lists `METHODS`), or a bad
-        schedule parameter.
+      ValueError: unknown schedule (lists `SAMPLING_SCHEDULES`) or method (lists `METHODS`),
+        or a bad schedule parameter.
     """
     if method not in METHODS:
         raise ValueError(f"scheduled sampling method must be one of {METHODS}, got {method!r}")
@@ -276,7 +280,7 @@ def make_scheduled_sampling_loss(schedule: str, *, method: str = "parallel", k: 
     return loss_fn, jnp.zeros((), jnp.int32)
 
 
-__all__ = ["METHODS", "MixedHistory", "SCHEDULES", "constant_schedule",
+__all__ = ["METHODS", "MixedHistory", "SAMPLING_SCHEDULES", "constant_schedule",
            "exponential_schedule", "inverse_sigmoid_schedule", "linear_schedule",
            "make_schedule", "make_scheduled_sampling_loss",
            "parallel_scheduled_sampling_log_prob", "scheduled_sampling_log_prob",

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxgen.baselines.factorized_categorical import _check_training_data, check_event_batch
+from jaxgen.checks import check_event_batch, check_floating_dtype, check_training_data
 from jaxgen.distributions.gaussian import gaussian_log_prob, sample_gaussian
 from jaxgen.types import Array, PRNGKey
 
@@ -34,7 +34,7 @@ class DiagonalGaussian(nnx.Module):
         ``min_std`` floors the std of (near-)constant dimensions, whose MLE density is
         infinite. Statistics are computed in float64.
         """
-        data = _check_training_data(data, f"{cls.__name__}.from_moments")
+        data = check_training_data(data, f"{cls.__name__}.from_moments")
         data = data.astype(np.float64)
         model = cls(data.shape[1:], rngs=rngs or nnx.Rngs(0))
         model.mean[...] = jnp.asarray(data.mean(axis=0), jnp.float32)
@@ -48,9 +48,7 @@ class DiagonalGaussian(nnx.Module):
         Raises TypeError for non-floating data (discrete data must be dequantized first).
         """
         x = check_event_batch(x, self.event_shape, type(self).__name__)
-        if not jnp.issubdtype(x.dtype, jnp.floating):
-            raise TypeError(f"{type(self).__name__}.log_prob expects floating data, got dtype "
-                            f"{x.dtype}; dequantize or convert discrete data first")
+        check_floating_dtype(x, f"{type(self).__name__}.log_prob")
         log_probs = gaussian_log_prob(self.mean[...], self.log_std[...], x)  # [B, *E]
         return jnp.sum(log_probs.reshape(x.shape[0], -1), axis=-1)
 

@@ -11,8 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxgen.baselines.factorized_categorical import (_check_training_data,
-                                                     check_event_batch, check_levels)
+from jaxgen.checks import (check_at_least, check_event_batch, check_levels,
+                           check_training_data)
 from jaxgen.distributions.bernoulli import bernoulli_log_prob, sample_bernoulli
 from jaxgen.types import Array, PRNGKey
 
@@ -37,9 +37,8 @@ class FactorizedBernoulli(nnx.Module):
 
         With ``a = 0`` a dimension that is constant in ``data`` gets logit ``+-inf``.
         """
-        if pseudocount < 0:
-            raise ValueError(f"pseudocount must be >= 0, got {pseudocount}")
-        data = _check_training_data(data, f"{cls.__name__}.from_counts")
+        check_at_least("pseudocount", pseudocount, 0)
+        data = check_training_data(data, f"{cls.__name__}.from_counts")
         check_levels(data, 2, f"{cls.__name__}.from_counts")
         p = (data.sum(axis=0) + pseudocount) / (data.shape[0] + 2 * pseudocount)
         model = cls(data.shape[1:], rngs=rngs or nnx.Rngs(0))

@@ -13,48 +13,12 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxgen.distributions.categorical import (categorical_log_prob, is_concrete,
-                                              sample_inverse_cdf)
-from jaxgen.types import Array, PRNGKey, Shape
-
-
-def check_event_batch(x, event_shape: Shape, owner: str):
-    """Returns ``x`` as an array after checking it is ``[B, *event_shape]`` (statically).
-
-    Raises:
-      ValueError: naming the expected and the actual shape on a rank or trailing-shape
-        mismatch.
-    """
-    x = x if isinstance(x, jax.Array) else jnp.asarray(x)
-    if x.ndim != 1 + len(event_shape) or tuple(x.shape[1:]) != tuple(event_shape):
-        raise ValueError(f"{owner}.log_prob expects a batch of shape [B, *event_shape] = "
-                         f"[B, {', '.join(map(str, event_shape))}], got shape {tuple(x.shape)}")
-    return x
-
-
-def check_levels(x, num_levels: int, owner: str) -> None:
-    """Checks integer dtype (always) and ``0 <= x < num_levels`` (when ``x`` is concrete)."""
-    if not jnp.issubdtype(x.dtype, jnp.integer) and x.dtype != jnp.bool_:
-        raise TypeError(f"{owner} expects integer level indices, got dtype {x.dtype}; cast "
-                        "integral data with x.astype(jnp.int32)")
-    if is_concrete(x) and x.size:
-        try:
-            low, high = int(np.min(x)), int(np.max(x))
-        except jax.errors.ConcretizationTypeError:
-            # a concrete array captured by a function being traced (jit of a closure)
-            # cannot be read back during tracing: the check is skipped, as for tracers
-            return
-        if low < 0 or high >= num_levels:
-            raise ValueError(f"{owner} expects levels in [0, {num_levels}), got values in "
-                             f"[{low}, {high}]")
-
-
-def _check_training_data(data, owner: str) -> np.ndarray:
-    data = np.asarray(data)
-    if data.ndim < 1 or data.shape[0] < 1:
-        raise ValueError(f"{owner} needs data of shape [N, *event_shape] with N >= 1, got "
-                         f"shape {data.shape}")
-    return data
+# check_event_batch and check_levels are also still imported from here by
+# jaxgen/autoregressive/base.py; new code imports them from jaxgen.checks.
+from jaxgen.checks import (check_at_least, check_event_batch, check_levels,
+                           check_training_data)
+from jaxgen.distributions.categorical import categorical_log_prob, sample_inverse_cdf
+from jaxgen.types import Array, PRNGKey
 
 
 class FactorizedCategorical(nnx.Module):
@@ -68,8 +32,7 @@ class FactorizedCategorical(nnx.Module):
 
     def __init__(self, event_shape: Sequence[int], num_levels: int, *, rngs: nnx.Rngs):
         del rngs  # deterministic init: zero logits, the uniform distribution
-        if num_levels < 1:
-            raise ValueError(f"num_levels must be >= 1, got {num_levels}")
+        check_at_least("num_levels", num_levels, 1)
         self.event_shape = tuple(int(d) for d in event_shape)
         self.num_levels = int(num_levels)
         self.logits = nnx.Param(jnp.zeros((*self.event_shape, self.num_levels)))
@@ -90,9 +53,8 @@ class FactorizedCategorical(nnx.Module):
           pseudocount: ``a >= 0`` added to every count.
           rngs: unused (accepted for a uniform constructor signature).
         """
-        if pseudocount < 0:
-            raise ValueError(f"pseudocount must be >= 0, got {pseudocount}")
-        data = _check_training_data(data, f"{cls.__name__}.from_counts")
+        check_at_least("pseudocount", pseudocount, 0)
+        data = check_training_data(data, f"{cls.__name__}.from_counts")
         check_levels(data, num_levels, f"{cls.__name__}.from_counts")
         flat = data.reshape(data.shape[0], -1).astype(np.int64)  # [N, D]
         num_dims = flat.shape[1]
@@ -125,4 +87,4 @@ class FactorizedCategorical(nnx.Module):
         return sample_inverse_cdf(key, self.probs(), (n, *self.event_shape))
 
 
-__all__ = ["FactorizedCategorical", "check_event_batch", "check_levels"]
+__all__ = ["FactorizedCategorical"]

@@ -34,8 +34,7 @@ may also carry preprocessing options read elsewhere):
 
 Example::
 
-    config = ml_collections.ConfigDict({"name": "toy2d", "toy_name": "pinwheel"})
-    dataset = load_dataset(config)  # Dataset(name='pinwheel', train=50000, ...)
+    dataset = load_dataset({"name": "toy2d", "toy_name": "pinwheel"})  # Dataset(name='pinwheel', train=50000, ...)
 """
 from __future__ import annotations
 
@@ -90,7 +89,7 @@ def load_dataset(data_config: Mapping[str, Any]) -> Dataset:
     """Builds the `Dataset` a data config describes (fields per source: module docstring).
 
     Args:
-        data_config: an ``ml_collections.ConfigDict`` (or a plain dict) with ``name`` in
+        data_config: a mapping (a dict) with ``name`` in
             ``SOURCES`` and that source's fields.
 
     Returns:

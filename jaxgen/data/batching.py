@@ -5,7 +5,7 @@ Every epoch is a fresh permutation drawn from ``fold_in(key, epoch)``; step ``t`
 dropped). Because the batch depends only on the step number, a resumed run sees exactly the
 batches an uninterrupted one would, and no Python loop over examples ever runs.
 
-Drawing a permutation costs O(N log N) (33 ms for N = 50,000 on one CPU core), so the
+Drawing a permutation costs O(N log N) (timing: docs/PERFORMANCE_NOTES.md), so the
 training step caches the current epoch's order in its state and redraws it only on the
 first step of an epoch (``epoch_order``/``batch_from_order``); ``batch_at_step`` is the
 stateless reference that gives the same batches.

@@ -11,10 +11,16 @@ Leading axis is the batch; "summed over the event" means over every other axis.
 """
 from __future__ import annotations
 
+import dataclasses
+import math
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxgen.types import Array, PRNGKey
+
+DEQUANTIZE = ("none", "uniform")
 
 
 def _sum_over_event(values: Array) -> Array:
@@ -139,3 +145,82 @@ def binarize_dynamic(key: PRNGKey, probs: Array) -> Array:
         int32 array in ``{0, 1}`` shaped like ``probs``.
     """
     return jax.random.bernoulli(key, probs).astype(jnp.int32)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Preprocessing:
+    """What stands between the stored data and the model, built once per run
+    (`make_preprocessing`); the model builder, the training loop and evaluation all take
+    this one value.
+
+    With ``dequantize="uniform"`` the model sees ``y = (x + u) / K`` (a fresh ``u`` per step
+    and per evaluation batch, from that step's key) and its NLL converts to the discrete
+    data's units by ``nll_offset_nats = D log K`` (``-log P(x) <= E_u[-log p(y)] + D log K``).
+    With ``"none"`` the model sees the data as stored.
+
+    Attributes:
+      dequantize: ``"none"`` or ``"uniform"``.
+      num_levels: ``K`` of the stored discrete data, ``None`` for continuous data.
+      num_dims: ``D``, scalar dimensions per example.
+      init_data: ``[N, *event_shape]`` the training split as the model sees it (dequantized
+        once, with the key given to `make_preprocessing`): the data-dependent init batch
+        (ActNorm, counts, moments) and the data of the objective's ``init``.
+    """
+
+    dequantize: str
+    num_levels: int | None
+    num_dims: int
+    init_data: np.ndarray
+
+    @property
+    def active(self) -> bool:
+        """Whether batches are transformed (``__call__`` is not the identity)."""
+        return self.dequantize != "none"
+
+    @property
+    def model_num_levels(self) -> int | None:
+        """Levels of the model's inputs: ``K``, or ``None`` when it sees floats."""
+        return None if self.active else self.num_levels
+
+    @property
+    def nll_offset_nats(self) -> float:
+        """Nats added to the model's NLL to give the NLL of the stored data."""
+        return self.num_dims * math.log(self.num_levels) if self.active else 0.0
+
+    def __call__(self, key: PRNGKey, batch: Array) -> Array:
+        """The model's view of a batch of stored data."""
+        if not self.active:
+            return batch
+        return uniform_dequantize(key, batch, self.num_levels)
+
+    def bits_per_dim(self, model_nll_nats: float) -> float:
+        """Bits per dimension of the stored data from the model's NLL (nats per example)."""
+        return (float(model_nll_nats) + self.nll_offset_nats) / (self.num_dims * math.log(2.0))
+
+    def to_data(self, samples: Array) -> np.ndarray:
+        """Model samples back in the stored data's space (levels when dequantized)."""
+        if not self.active:
+            return np.asarray(samples)
+        return np.asarray(quantize(samples, self.num_levels))
+
+
+def make_preprocessing(dataset, dequantize: str, key: PRNGKey) -> Preprocessing:
+    """The `Preprocessing` of ``dataset`` (a `jaxgen.data.Dataset`).
+
+    Args:
+      dataset: the stored data.
+      dequantize: ``"none"`` or ``"uniform"`` (needs discrete data).
+      key: dequantizes ``init_data`` (the only dequantization outside the steps).
+
+    Raises:
+      ValueError: unknown ``dequantize``, or ``"uniform"`` on continuous data.
+    """
+    if dequantize not in DEQUANTIZE:
+        raise ValueError(f"dequantize must be one of {DEQUANTIZE}, got {dequantize!r}")
+    if dequantize != "none" and dataset.num_levels is None:
+        raise ValueError(f"dequantize={dequantize!r} needs discrete data; {dataset.name!r} is "
+                         "continuous (use dequantize='none')")
+    train = np.asarray(dataset.train)
+    if dequantize == "uniform":
+        train = np.asarray(uniform_dequantize(key, train, dataset.num_levels))
+    return Preprocessing(dequantize, dataset.num_levels, int(dataset.num_dims), train)

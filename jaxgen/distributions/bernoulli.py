@@ -6,7 +6,7 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
-from jaxgen.distributions.categorical import resolve_sample_shape
+from jaxgen.checks import resolve_sample_shape
 from jaxgen.types import Array, PRNGKey
 
 

@@ -37,39 +37,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxgen.checks import (check_levels, check_probs, check_table_shape, is_concrete,
+                           resolve_sample_shape)
 from jaxgen.types import Array, PRNGKey, Shape
 
 
 # ----------------------------------------------------------------------------------------
-# Shared helpers (also used by the other distribution files).
-
-
-def is_concrete(x) -> bool:
-    """True when ``x`` holds values (numpy/Python/committed jax array), not a tracer."""
-    return not isinstance(x, jax.core.Tracer)
-
-
-def resolve_sample_shape(shape: int | Sequence[int] | None, batch_shape: Shape) -> Shape:
-    """Output shape of a sampler whose parameters have batch shape ``batch_shape``.
-
-    ``None`` means ``batch_shape``. An explicit shape must contain the batch shape under
-    broadcasting, i.e. ``broadcast_shapes(batch_shape, shape) == shape``.
-
-    Raises:
-      ValueError: naming both shapes when they are incompatible.
-    """
-    if shape is None:
-        return tuple(batch_shape)
-    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(map(int, shape))
-    try:
-        ok = jnp.broadcast_shapes(tuple(batch_shape), shape) == shape
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ValueError(f"sample shape {shape} is incompatible with the distribution's batch "
-                         f"shape {tuple(batch_shape)}: the batch shape must broadcast to the "
-                         "trailing dimensions of the sample shape")
-    return shape
+# Helpers.
 
 
 def _row_index(batch_shape: Shape, shape: Shape) -> Array | int:
@@ -79,26 +53,6 @@ def _row_index(batch_shape: Shape, shape: Shape) -> Array | int:
         return 0
     rows = jnp.arange(num_rows, dtype=jnp.int32).reshape(batch_shape)
     return jnp.broadcast_to(rows, shape)
-
-
-def _check_table_shape(x: Array, name: str) -> None:
-    if x.ndim < 1 or x.shape[-1] < 1:
-        raise ValueError(f"{name} must have shape [..., C] with C >= 1, got shape {x.shape}")
-
-
-def _check_probs(probs: Array) -> None:
-    """Shape always; values (finite, >= 0, positive row sums) only when concrete."""
-    _check_table_shape(probs, "probs")
-    if not is_concrete(probs):
-        return
-    p = np.asarray(probs)
-    if not np.all(np.isfinite(p)):
-        raise ValueError(f"probs must be finite, got non-finite entries (shape {p.shape})")
-    if np.any(p < 0):
-        raise ValueError(f"probs must be non-negative, got min {p.min()} (shape {p.shape})")
-    if np.any(p.sum(-1) <= 0):
-        raise ValueError(f"probs must have a positive sum along the last axis; some rows of "
-                         f"probs (shape {p.shape}) sum to 0")
 
 
 def _as_float(x) -> Array:
@@ -122,15 +76,19 @@ def categorical_log_prob(logits: Array, x: Array) -> Array:
     Returns:
       ``log p(x)`` with the broadcast shape, in nats. Out-of-range levels give NaN (checked
       eagerly, raising ValueError, when ``x`` is concrete).
+
+    Raises:
+      TypeError: non-integer (also boolean) ``x``.
+      ValueError: ``logits`` not ``[..., C]``; shapes that do not broadcast; concrete ``x``
+        outside ``[0, C)`` (also when called eagerly under ``lax.map``/``jit`` on an array
+        the traced function closes over).
     """
     logits, x = jnp.asarray(logits), jnp.asarray(x)
-    _check_table_shape(logits, "logits")
-    if not jnp.issubdtype(x.dtype, jnp.integer):
-        raise TypeError(f"categorical levels x must be integers, got dtype {x.dtype}")
+    check_table_shape(logits, "logits")
     num_levels = logits.shape[-1]
-    if is_concrete(x) and x.size and (int(x.min()) < 0 or int(x.max()) >= num_levels):
-        raise ValueError(f"levels x must lie in [0, {num_levels}), got range "
-                         f"[{int(x.min())}, {int(x.max())}]")
+    # The range is checked only on concrete x (tracers skip it); traced out-of-range levels
+    # give NaN below.
+    check_levels(x, num_levels, "categorical_log_prob", allow_bool=False)
     try:
         shape = jnp.broadcast_shapes(logits.shape[:-1], x.shape)
     except ValueError:
@@ -194,7 +152,7 @@ def sample_inverse_cdf(key: PRNGKey, probs: Array,
       int32 levels of shape ``shape``.
     """
     probs = _as_float(probs)
-    _check_probs(probs)
+    check_probs(probs)
     batch_shape, num_levels = probs.shape[:-1], probs.shape[-1]
     shape = resolve_sample_shape(shape, batch_shape)
     cdf = jnp.cumsum(probs, axis=-1)
@@ -226,7 +184,7 @@ def sample_gumbel_max(key: PRNGKey, logits: Array,
       int32 levels of shape ``shape``.
     """
     logits = _as_float(logits)
-    _check_table_shape(logits, "logits")
+    check_table_shape(logits, "logits")
     shape = resolve_sample_shape(shape, logits.shape[:-1])
     noise = jax.random.gumbel(key, shape + logits.shape[-1:], logits.dtype)
     return jnp.argmax(logits + noise, axis=-1).astype(jnp.int32)
@@ -312,7 +270,7 @@ def build_alias_table(probs: Array) -> AliasTable:
         raise TypeError("build_alias_table runs in NumPy on concrete probabilities; build the "
                         "table outside jit/vmap and pass the AliasTable (a pytree) in")
     probs = np.asarray(probs, dtype=np.float64)
-    _check_probs(probs)
+    check_probs(probs)
     rows = probs.reshape(-1, probs.shape[-1])
     tables = [_alias_row(row / row.sum()) for row in rows]
     prob = np.stack([t[0] for t in tables]).reshape(probs.shape)
@@ -335,7 +293,7 @@ def sample_alias(key: PRNGKey, table: AliasTable,
       int32 levels of shape ``shape``.
     """
     prob, alias = jnp.asarray(table.prob), jnp.asarray(table.alias)
-    _check_table_shape(prob, "table.prob")
+    check_table_shape(prob, "table.prob")
     if alias.shape != prob.shape:
         raise ValueError(f"table.alias shape {alias.shape} != table.prob shape {prob.shape}")
     batch_shape, num_levels = prob.shape[:-1], prob.shape[-1]
@@ -348,5 +306,5 @@ def sample_alias(key: PRNGKey, table: AliasTable,
     return jnp.where(keep, bucket, alias.reshape(-1).at[flat].get(mode="promise_in_bounds"))
 
 
-__all__ = ["AliasTable", "build_alias_table", "categorical_log_prob", "is_concrete",
-           "resolve_sample_shape", "sample_alias", "sample_gumbel_max", "sample_inverse_cdf"]
+__all__ = ["AliasTable", "build_alias_table", "categorical_log_prob", "sample_alias",
+           "sample_gumbel_max", "sample_inverse_cdf"]

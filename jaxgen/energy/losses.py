@@ -71,7 +71,7 @@ def _concat_phases(positive: Array, negative: Array) -> tuple[Array, Array]:
     state. Left to itself XLA fuses the chains' last draw (its Threefry uniforms and the
     Bernoulli threshold) into each consumer and hashes every uniform twice; reading the
     carried chains back out of one materialized ``both`` (an ``optimization_barrier``)
-    draws them once: ~0.13 ms of a ~2 ms PCD-1 step of a 784 x 500 RBM, measured.
+    draws them once (timing: docs/PERFORMANCE_NOTES.md).
     """
     dtype = jnp.promote_types(positive.dtype, negative.dtype)  # int data, float chains: float
     both = jnp.concatenate([positive.astype(dtype), negative.astype(dtype)], axis=0)

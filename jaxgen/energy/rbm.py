@@ -134,8 +134,8 @@ class BernoulliRBM(_RBM):
 
     ``precision`` (`jaxgen.nn.precision`): ``"float32"`` (default), ``"bf16x2"`` (the two
     matrix products of the model, ``v W`` and ``h W^T``, as two bfloat16 passes over
-    ``W = hi + lo``: weights to a relative ``1.5e-5``, states exact; about 1.6x faster Gibbs
-    sweeps on a CPU with bfloat16 units, slower on one without) or ``"bfloat16"`` (one pass,
+    ``W = hi + lo``: weights to a relative ``1.5e-5``, states exact; faster Gibbs sweeps on
+    a CPU with bfloat16 units, slower on one without) or ``"bfloat16"`` (one pass,
     weights rounded to ``4e-3``). Gradients are float32 either way. The states must be
     binary (they are cast to bfloat16 unchecked).
 

@@ -35,8 +35,6 @@ __all__ = [
     "rational_quadratic_spline", "squeeze", "sum_except_batch", "unsqueeze",
 ]
 
-from jaxgen.flows.models import (FLOW_MODELS, Glow, NICE, RealNVP, build_flow,  # noqa: E402
-                                 dequantize_fn, flow_model_config, train_mode_nll_loss)
+from jaxgen.flows.models import FLOW_MODELS, Glow, NICE, RealNVP, build_flow  # noqa: E402
 
-__all__ += ["FLOW_MODELS", "Glow", "NICE", "RealNVP", "build_flow", "dequantize_fn",
-            "flow_model_config", "train_mode_nll_loss"]
+__all__ += ["FLOW_MODELS", "Glow", "NICE", "RealNVP", "build_flow"]

@@ -3,8 +3,7 @@
 Every model is a `TransformedDistribution` over the data's event shape (``log_prob(x) ->
 [B]`` in nats, ``sample(key, n, temperature=1.0)``), built from a normalizing chain written
 in the papers' order (data -> latent). On discrete data the model sees uniformly dequantized
-values ``y = (x + u) / K`` in ``[0, 1)`` (`dequantize_fn` gives the train loop's
-``preprocess_fn``) and starts with RealNVP's `Logit` layer, so its density is on
+values ``y = (x + u) / K`` in ``[0, 1)`` (`jaxgen.data.preprocessing.Preprocessing`) and starts with RealNVP's `Logit` layer, so its density is on
 ``[0, 1)^D`` and ``NLL_discrete <= NLL + D log K`` (`jaxgen.metrics.bits_per_dim` with
 ``num_levels=K``).
 
@@ -18,11 +17,9 @@ from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 from flax import nnx
 
-from jaxgen.data.preprocessing import uniform_dequantize
 from jaxgen.flows.actnorm import ActNorm, initialize
 from jaxgen.flows.additive_coupling import AdditiveCoupling
 from jaxgen.flows.affine_coupling import AffineCoupling
@@ -98,10 +95,9 @@ class RealNVP(TransformedDistribution):
     -> norm -> AffineCoupling(other half) -> norm) x num_couplings/2`` with MLP
     conditioners that see only the conditioning half (``ceil(D/2) -> 2 floor(D/2)``). The
     pairs are separate modules by default; ``scan_couplings=True`` stacks and scans them
-    (`Repeat`). On CPU the scan is unrolled anyway (`jaxgen.nn.layer_scan`), so stacking
-    saves no compilation there but costs a copy of every weight matrix out of its stack per
-    call (measured ~5-20% of a RealNVP step on digits, docs/FLOWS_BENCHMARK.md); a few MLP
-    couplings compile in about a second on any backend.
+    (`Repeat`): fewer traced layers where the scan stays rolled (GPU/TPU); on CPU, where
+    `jaxgen.nn.layer_scan` unrolls it, separate modules avoid slicing each weight out of its
+    stack (docs/FLOWS_BENCHMARK.md).
 
     ``architecture="multiscale"`` (images ``[H, W, C]``): ``num_scales`` levels; each but the
     last is 3 checkerboard couplings, squeeze, 3 channel-wise couplings, then half the
@@ -118,7 +114,8 @@ class RealNVP(TransformedDistribution):
       hidden_features, num_hidden_layers: vector: the MLP conditioners.
       num_scales, hidden_channels, num_blocks: multiscale: levels and ResNet size.
       normalization: "none", "actnorm" or "batchnorm" after every coupling (BatchNorm
-        needs `train_mode_nll_loss` to update its running statistics).
+        uses batch statistics and updates its running averages in training mode, which the
+        training loop switches on for every step, and its running averages in eval mode).
       scale_fn: the affine couplings' log-scale bound (`AffineCoupling`).
       coupling: "affine" or "spline".
       num_bins, spline_bound: spline couplings.
@@ -274,99 +271,56 @@ class Glow(TransformedDistribution):
 
 
 # ------------------------------------------------------------------------------------------
-# Configs and building.
+# Building.
 
 NICE_DEFAULTS = dict(num_couplings=4, hidden_features=256, num_hidden_layers=4,
-                     logit_alpha=0.05, init_batch_size=512)
+                     logit_alpha=0.05)
 REALNVP_DEFAULTS = dict(architecture="vector", num_couplings=8, hidden_features=256,
                         num_hidden_layers=2, num_scales=2, hidden_channels=32, num_blocks=2,
                         normalization="actnorm", scale_fn="tanh", coupling="affine",
-                        num_bins=8, spline_bound=4.0, logit_alpha=0.05, scan_couplings=False,
-                        init_batch_size=512)
+                        num_bins=8, spline_bound=4.0, logit_alpha=0.05, scan_couplings=False)
 GLOW_DEFAULTS = dict(num_scales=2, num_steps=8, hidden_channels=64, lu_decomposed=True,
-                     scale_fn="sigmoid", logit_alpha=0.05, init_batch_size=512)
+                     scale_fn="sigmoid", logit_alpha=0.05)
 FLOW_MODELS = {"nice": (NICE, NICE_DEFAULTS), "realnvp": (RealNVP, REALNVP_DEFAULTS),
                "glow": (Glow, GLOW_DEFAULTS)}
 
 
-def flow_model_config(name: str, **overrides) -> ml_collections.ConfigDict:
-    """``config.model`` for flow ``name`` (``nice``, ``realnvp``, ``glow``): its defaults
-    (`NICE_DEFAULTS`, ...) then ``overrides``; unknown keys raise ``ValueError``."""
-    if name not in FLOW_MODELS:
-        raise ValueError(f"unknown flow {name!r}; known: {sorted(FLOW_MODELS)}")
-    defaults = FLOW_MODELS[name][1]
-    unknown = sorted(set(overrides) - set(defaults))
-    if unknown:
-        raise ValueError(f"unknown config.model key(s) {unknown} for {name!r}; valid keys: "
-                         f"{sorted(defaults)}")
-    config = ml_collections.ConfigDict({**defaults, **overrides})
-    config.name = name
-    return config
-
-
-def dequantize_fn(num_levels: int | None):
-    """The train loop's ``preprocess_fn`` for a flow: ``(key, x) -> (x + u) / K`` for
-    discrete data (`jaxgen.data.preprocessing.uniform_dequantize`), None for continuous."""
-    if num_levels is None:
-        return None
-
-    def preprocess(key, x):
-        return uniform_dequantize(key, x, num_levels)
-
-    return preprocess
-
-
-def build_flow(model_config, dataset, *, rngs: nnx.Rngs) -> TransformedDistribution:
-    """Builds and data-initializes the flow ``model_config.name`` for ``dataset``.
+def build_flow(name: str, event_shape: Sequence[int], init_batch, *, unit_interval: bool,
+               rngs: nnx.Rngs, **fields) -> TransformedDistribution:
+    """Builds the flow ``name`` and runs its data-dependent initialization.
 
     Args:
-      model_config: ``name`` in {nice, realnvp, glow} and that model's fields (see
-        `flow_model_config`; missing fields take the defaults).
-      dataset: anything with ``event_shape``, ``num_levels`` and ``train`` (a
-        `jaxgen.data.Dataset`, or the registry's ``ModelData`` whose ``train`` may already
-        be dequantized). On discrete data (``num_levels`` set) the flow starts with
-        ``Logit(model_config.logit_alpha)`` and expects dequantized inputs in ``[0, 1)``.
+      name: ``nice``, ``realnvp`` or ``glow`` (`FLOW_MODELS`).
+      event_shape: shape of one example.
+      init_batch: ``[B, *event_shape]`` float inputs as the model sees them (e.g. the first
+        examples of `jaxgen.data.preprocessing.Preprocessing.init_data`): every ActNorm is
+        initialized on it.
+      unit_interval: the inputs are dequantized levels in ``[0, 1)``: the flow starts with
+        ``Logit(logit_alpha)``; otherwise ``logit_alpha`` is ignored.
       rngs: NNX random streams.
+      **fields: the model's keyword arguments (defaults: ``NICE_DEFAULTS`` ...).
 
-    Returns:
-      The model, with every ActNorm initialized on the first ``init_batch_size`` training
-      examples (dequantized with a fixed key if they are integer levels).
+    Raises:
+      ValueError: unknown name or field; integer ``init_batch`` (dequantize first).
     """
-    name = model_config["name"]
     if name not in FLOW_MODELS:
-        raise ValueError(f"config.model.name={name!r} is not a flow; known: "
-                         f"{sorted(FLOW_MODELS)}")
+        raise ValueError(f"{name!r} is not a flow; known: {sorted(FLOW_MODELS)}")
     cls, defaults = FLOW_MODELS[name]
-    given = {k: v for k, v in dict(model_config).items() if k != "name"}
-    unknown = sorted(set(given) - set(defaults))
+    unknown = sorted(set(fields) - set(defaults))
     if unknown:
-        raise ValueError(f"unknown config.model key(s) {unknown} for {name!r}; valid keys: "
+        raise ValueError(f"unknown field(s) {unknown} for flow {name!r}; valid: "
                          f"{sorted(defaults)}")
-    fields = {**defaults, **given}
-    init_batch_size = int(fields.pop("init_batch_size"))
-    num_levels = getattr(dataset, "num_levels", None)
-    if num_levels is None:
+    fields = {**defaults, **fields}
+    if not unit_interval:
         fields["logit_alpha"] = None
-    model = cls(tuple(dataset.event_shape), rngs=rngs, **fields)
-    batch = np.asarray(dataset.train[:init_batch_size])
-    if np.issubdtype(batch.dtype, np.integer):
-        if num_levels is None:
-            raise ValueError(f"integer training data need dataset.num_levels, got None")
-        batch = uniform_dequantize(jax.random.key(0), batch, num_levels)
+    batch = np.asarray(init_batch)
+    if not np.issubdtype(batch.dtype, np.floating):
+        raise ValueError(f"a flow's init_batch must hold float inputs as the model sees them, "
+                         f"got dtype {batch.dtype} (dequantize discrete levels first)")
+    model = cls(tuple(event_shape), rngs=rngs, **fields)
     initialize(model, jnp.asarray(batch, jnp.float32))
     return model
 
 
-def train_mode_nll_loss(model, batch, key):
-    """``loss_fn`` for `jaxgen.training.train` that runs the flow in training mode
-    (BatchNorm uses batch statistics and updates its running averages); evaluation uses
-    the model as built (running averages)."""
-    del key
-    model.train()
-    loss = -jnp.mean(model.log_prob(batch))
-    return loss, {"nll": loss}
-
-
 __all__ = ["FLOW_MODELS", "GLOW_DEFAULTS", "Glow", "NICE", "NICE_DEFAULTS", "NORMALIZATIONS",
-           "REALNVP_DEFAULTS", "RealNVP", "build_flow", "dequantize_fn", "flow_model_config",
-           "train_mode_nll_loss"]
+           "REALNVP_DEFAULTS", "RealNVP", "build_flow"]

@@ -5,8 +5,8 @@ x1 = rotl(x1, r) ^ x0`` with a key injection every 4 rounds) as a ``fori_loop`` 
 groups of rounds, so XLA writes and re-reads the ``[*shape]`` uint32 arrays 5 times and
 cannot fuse the hash with what consumes it. Written as plain ``jnp`` ops (the same maths,
 unrolled), the hash fuses into one elementwise loop with its consumer (e.g. the
-``u < sigmoid(logits)`` of a Bernoulli draw): 3x faster for the ``100 x (784 + 500)``
-uniforms of an RBM Gibbs sweep (0.26 vs 0.78 ms on a 2-core Xeon).
+``u < sigmoid(logits)`` of a Bernoulli draw).
+Speed: 3x faster uniforms for an RBM Gibbs sweep on CPU (timed: docs/PERFORMANCE_NOTES.md).
 
 The outputs are IDENTICAL to ``jax.random.uniform(key, shape)`` /
 ``jax.random.normal(key, shape)`` (``tests/test_mcmc_rng.py``): same key, same numbers, so

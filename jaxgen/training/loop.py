@@ -1,20 +1,22 @@
-"""The model-agnostic maximum-likelihood training loop.
+"""The model-agnostic training loop.
 
-``train(model, dataset, config, workdir)`` fits any model with ``log_prob`` (or any loss) and
-handles what a research run needs: optax optimizers and schedules, gradient clipping, EMA,
-jit-compiled steps keyed by ``fold_in(base_key, step)``, periodic validation with early
-stopping (the best-on-valid parameters are returned), ``metrics.jsonl``, a tqdm bar, orbax
-checkpoints with exact resume, a clear stop on non-finite losses, and data parallelism over a
-``jax.sharding`` mesh of every device.
+``train(model, dataset, settings, workdir)`` fits any model with ``log_prob`` under its
+family's `Objective` and handles what a research run needs: optax optimizers and schedules,
+gradient clipping, EMA, jit-compiled steps keyed by ``fold_in(base_key, step)``, periodic
+validation with early stopping (the best-on-valid parameters are returned), ``metrics.jsonl``,
+a tqdm bar, orbax checkpoints with exact resume, a clear stop on non-finite losses, and data
+parallelism over a ``jax.sharding`` mesh of every device.
+
+The pieces, in the order a run meets them: `_restore_or_init` (fresh state, or the latest
+checkpoint of the same run), `_Loop.run` (the step loop: `_Loop.log`, `_Loop.validate`,
+`_Loop.checkpoint`), then the objective's ``finalize`` on the best parameters.
 """
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
 import os
-import signal
 import time
 from typing import Any, Callable
 
@@ -27,19 +29,16 @@ from tqdm.auto import tqdm
 from jaxgen.data.batching import steps_per_epoch
 from jaxgen.training import sharding as shd
 from jaxgen.training.checkpoint import Checkpointer
+from jaxgen.training.evaluation import evaluate_with
 from jaxgen.training.logging import MetricsWriter
+from jaxgen.training.objective import MaximumLikelihood, Objective
 from jaxgen.training.optim import make_optimizer
-from jaxgen.training.state import init_train_state, merge_model, split_model
+from jaxgen.training.settings import TrainSettings
+from jaxgen.training.state import TrainState, init_train_state, merge_model, split_model
 from jaxgen.training.steps import make_log_prob_fn, make_train_step
 
-# Every field train() reads from config.train, with its default.
-TRAIN_DEFAULTS = dict(
-    num_steps=1000, batch_size=128, steps_per_call=1, log_every=100, eval_every=500,
-    checkpoint_every=0, keep_checkpoints=3, patience=0, ema_decay=0.0, eval_batch_size=1000,
-    progress=True, halt_after_steps=0,
-)
-# Fields that may change between a run and its resumption.
-_RESUMABLE_CHANGES = ("train.num_steps", "train.progress", "train.halt_after_steps")
+# fold_in indices of the keys derived from the seed: one per use, no shared streams.
+_SHUFFLE_KEY, _STEP_KEY, _EVAL_KEY, _INIT_KEY, _FINALIZE_KEY, _VIEW_KEY = 1, 2, 3, 4, 5, 6
 
 
 @dataclasses.dataclass
@@ -47,15 +46,19 @@ class TrainResult:
     """What ``train`` returns.
 
     Attributes:
-      model: the model with the best-on-valid parameters (the last ones if no validation).
+      model: the model with the best-on-valid parameters (the last ones if no validation),
+        in eval mode, after the objective's ``finalize``.
       train_steps: optimizer steps taken in total (across resumptions).
-      train_wall_s: wall-clock seconds spent training (across resumptions, excludes nothing).
-      steps_per_s: steady-state throughput of this process (first, compiling call excluded).
+      train_wall_s: wall-clock seconds spent training (across resumptions).
+      steps_per_s: steady-state throughput of this process (first, compiling call excluded;
+        0 when there was no second call).
       compile_s: seconds of the first (compiling) step call in this process.
       best_valid_nll: best validation NLL in nats per example (nan if never evaluated).
       best_step: step at which it was reached.
       stopped_early: whether patience ran out.
-      history: list of the records written to metrics.jsonl by this process.
+      history: the records written to metrics.jsonl by this process.
+      finalize_results: the dict the objective's ``finalize`` returned (e.g. log Z).
+      extra: the objective's state at the end (persistent chains, replay buffers).
     """
 
     model: nnx.Module
@@ -67,252 +70,280 @@ class TrainResult:
     best_step: int
     stopped_early: bool
     history: list
+    finalize_results: dict = dataclasses.field(default_factory=dict)
+    extra: Any = None
 
 
-def train_config_with_defaults(train_config) -> dict:
-    """Checks ``config.train`` eagerly and returns it merged with ``TRAIN_DEFAULTS``."""
-    given = dict(train_config)
-    unknown = sorted(set(given) - set(TRAIN_DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown config.train key(s) {unknown}; valid keys: {sorted(TRAIN_DEFAULTS)}")
-    tc = {**TRAIN_DEFAULTS, **given}
-    for name in ("num_steps", "batch_size", "steps_per_call", "eval_batch_size"):
-        if int(tc[name]) <= 0:
-            raise ValueError(f"config.train.{name} must be positive, got {tc[name]}")
-    k = int(tc["steps_per_call"])
-    for name in ("num_steps", "log_every", "eval_every", "checkpoint_every", "halt_after_steps"):
-        if int(tc[name]) < 0 or int(tc[name]) % k:
-            raise ValueError(f"config.train.{name}={tc[name]} must be a non-negative multiple of "
-                             f"train.steps_per_call={k}")
-    if not 0.0 <= float(tc["ema_decay"]) < 1.0:
-        raise ValueError(f"config.train.ema_decay must be in [0, 1), got {tc['ema_decay']}")
-    return tc
+@dataclasses.dataclass
+class _Book:
+    """The loop's bookkeeping, saved with every checkpoint (JSON)."""
 
-
-@functools.lru_cache(maxsize=64)
-def _jitted_log_prob(graphdef, preprocess_fn):
-    return jax.jit(make_log_prob_fn(graphdef, preprocess_fn))
-
-
-def evaluate_nll(model: nnx.Module, data, *, batch_size: int = 1000,
-                 preprocess_fn: Callable | None = None, key=None, mesh=None) -> float:
-    """Mean negative log-likelihood (nats per example) of ``model`` on ``data``.
-
-    Batches are padded to ``batch_size`` (one compilation for the whole split) and sharded
-    over the mesh. ``preprocess_fn(key, batch)`` (e.g. dequantization) gets
-    ``fold_in(key, batch_index)``, so repeated evaluations are comparable.
-    """
-    graphdef, params, model_state = split_model(model)
-    return _evaluate(_jitted_log_prob(graphdef, preprocess_fn), params, model_state,
-                     np.asarray(data), batch_size,
-                     jax.random.key(0) if key is None else key,
-                     shd.make_mesh() if mesh is None else mesh)
-
-
-def _evaluate(log_prob_fn, params, model_state, data: np.ndarray, batch_size, key, mesh):
-    if data.shape[0] == 0:
-        raise ValueError("cannot evaluate on an empty split")
-    n_dev = mesh.devices.size
-    batch_size = min(batch_size, -(-data.shape[0] // n_dev) * n_dev)
-    batch_size = -(-batch_size // n_dev) * n_dev
-    sharding = shd.batch_sharded(mesh)
-    total = 0.0
-    for i, start in enumerate(range(0, data.shape[0], batch_size)):
-        chunk = data[start:start + batch_size]
-        valid = chunk.shape[0]
-        if valid < batch_size:  # pad with copies of the first example, masked out below
-            pad = np.repeat(chunk[:1], batch_size - valid, axis=0)
-            chunk = np.concatenate([chunk, pad], axis=0)
-        lp = log_prob_fn(params, model_state, jax.device_put(chunk, sharding),
-                         jax.random.fold_in(key, i))
-        total += float(jnp.sum(lp[:valid]))
-    return -total / data.shape[0]
-
-
-def _config_diff(a: dict, b: dict, prefix="") -> list[str]:
-    keys = set(a) | set(b)
-    out = []
-    for k in sorted(keys):
-        name = f"{prefix}{k}"
-        if isinstance(a.get(k), dict) and isinstance(b.get(k), dict):
-            out += _config_diff(a[k], b[k], name + ".")
-        elif a.get(k) != b.get(k) and name not in _RESUMABLE_CHANGES:
-            out.append(name)
-    return out
+    best_valid_nll: float = math.inf
+    best_step: int = -1
+    evals_since_best: int = 0
+    stopped_early: bool = False
+    train_wall_s: float = 0.0
+    last_checkpoint: int = -1
 
 
 def _to_host(tree):
     return jax.tree.map(np.asarray, jax.device_get(tree))
 
 
-def train(model: nnx.Module, dataset, config, workdir: str | None = None, *,
-          loss_fn: Callable | None = None, extra_init: Any = None,
-          preprocess_fn: Callable | None = None,
-          eval_preprocess_fn: Callable | None = None, mesh=None,
-          nll_offset_nats: float = 0.0) -> TrainResult:
-    """Trains ``model`` on ``dataset.train`` by minimizing ``loss_fn`` (default: mean NLL).
+def _diff(a, b, prefix="") -> list[str]:
+    """Dotted keys whose values differ between two JSON-like dicts."""
+    if not (isinstance(a, dict) and isinstance(b, dict)):
+        return [] if a == b else [prefix.rstrip(".") or "<root>"]
+    return [k for key in sorted(set(a) | set(b)) for k in _diff(a.get(key), b.get(key),
+                                                                  f"{prefix}{key}.")]
+
+
+def _restore_or_init(ckpt: Checkpointer | None, state: TrainState, best: dict,
+                     run_id: dict, workdir: str | None):
+    """The latest checkpoint of this run, or the fresh state.
+
+    Returns:
+      ``(state, best, book)``.
+
+    Raises:
+      ValueError: the checkpoints belong to a run with another ``run_id`` (naming the keys).
+    """
+    if ckpt is None or ckpt.latest_step() is None:
+        return state, best, _Book()
+    state, best, meta = ckpt.restore(ckpt.latest_step(), state, best)
+    diff = _diff(meta.get("run_id", {}), run_id)
+    if diff:
+        raise ValueError(f"workdir {workdir} holds checkpoints of a different run (keys "
+                         f"{diff}); use a new workdir (nothing was overwritten)")
+    return state, best, _Book(**meta["book"])
+
+
+def _model_view(dataset, preprocessing, key):
+    """The data as the model sees it, for the objective's ``finalize``."""
+    if preprocessing is None or not preprocessing.active:
+        return dataset
+    from jaxgen.data.dataset import Dataset
+    splits = {split: preprocessing(jax.random.fold_in(key, i), np.asarray(getattr(dataset, split)))
+              for i, split in enumerate(("valid", "test"))}
+    return Dataset(dataset.name, preprocessing.init_data, np.asarray(splits["valid"]),
+                   np.asarray(splits["test"]), num_levels=None)
+
+
+class _Loop:
+    """The step loop of one `train` call (its state lives in attributes, not closures)."""
+
+    def __init__(self, *, settings, state, best, book, train_fn, log_prob_fn, train_data,
+                 valid_data, mesh, keys, ckpt, writer, run_id, nll_offset_nats, num_dims,
+                 callback):
+        self.s = settings
+        self.state, self.best, self.book = state, best, book
+        self.train_fn, self.log_prob_fn = train_fn, log_prob_fn
+        self.train_data, self.valid_data, self.mesh = train_data, valid_data, mesh
+        self.shuffle_key, self.step_key, self.eval_key = keys
+        self.ckpt, self.writer, self.run_id = ckpt, writer, run_id
+        self.offset, self.bits_scale = nll_offset_nats, 1.0 / (num_dims * math.log(2.0))
+        self.callback = callback
+        self.history: list = []
+        self.compile_s, self.steady_steps, self.steady_time = 0.0, 0, 0.0
+
+    def _eval_params(self):
+        s = self.state
+        return s.ema_params if s.ema_params is not None else s.params
+
+    def _due(self, every: int, step: int) -> bool:
+        return bool(every) and step % int(every) == 0
+
+    def record(self, record: dict) -> None:
+        self.history.append(record)
+        self.writer.write(record)
+
+    def log(self, step: int, metrics, first_call: bool, t_last: float, last_logged: int):
+        """Checks for a non-finite step, then writes a train record; returns the new
+        ``(t_last, last_logged)`` of the throughput clock."""
+        bad = int(self.state.bad_step)
+        if bad >= 0:
+            where = (f"; the last good checkpoint is step {self.book.last_checkpoint} in "
+                     f"{self.ckpt.directory}" if self.ckpt and self.book.last_checkpoint >= 0
+                     else "")
+            raise FloatingPointError(
+                f"non-finite loss or gradient at step {bad}: training stopped{where}")
+        now = time.perf_counter()
+        metrics = {name: float(v) for name, v in metrics.items()}
+        if not first_call:
+            self.steady_time += now - t_last
+            self.steady_steps += step - last_logged
+        rate = self.steady_steps / self.steady_time if self.steady_time else 0.0
+        record = dict(step=step, split="train", **metrics, steps_per_s=rate)
+        if "nll" in metrics:  # the model's NLL in the stored data's bits/dim
+            record["bits_per_dim"] = (metrics["nll"] + self.offset) * self.bits_scale
+        self.record(record)
+        self.bar.set_postfix({name: f"{value:.4g}" for name, value in
+                              (("loss", metrics["loss"]), ("bpd", record.get("bits_per_dim")),
+                               ("sps", rate)) if value is not None})
+        return now, step
+
+    def validate(self, step: int) -> None:
+        """Validation NLL; keeps the best parameters on the host; counts patience."""
+        nll = evaluate_with(self.log_prob_fn, self._eval_params(), self.state.model_state,
+                            self.valid_data, int(self.s.eval_batch_size), self.eval_key,
+                            self.mesh)
+        book = self.book
+        if nll < book.best_valid_nll:
+            book.best_valid_nll, book.best_step, book.evals_since_best = nll, step, 0
+            self.best = {"params": _to_host(self._eval_params()),
+                         "model_state": _to_host(self.state.model_state)}
+        else:
+            book.evals_since_best += 1
+            if self.s.patience and book.evals_since_best >= int(self.s.patience):
+                book.stopped_early = True
+        self.record(dict(step=step, split="valid", nll=nll,
+                         bits_per_dim=(nll + self.offset) * self.bits_scale,
+                         best_nll=book.best_valid_nll, best_step=book.best_step))
+
+    def checkpoint(self, step: int) -> None:
+        if self.ckpt is None:
+            return
+        self.book.last_checkpoint = step
+        self.ckpt.save(step, self.state, self.best,
+                       {"run_id": self.run_id, "book": dataclasses.asdict(self.book)})
+
+    def run(self, start_step: int) -> int:
+        s, k, num_steps = self.s, int(self.s.steps_per_call), int(self.s.num_steps)
+        step = start_step
+        self.bar = tqdm(total=num_steps, initial=step, disable=not s.progress, unit="step",
+                        dynamic_ncols=True)
+        t_last, last_logged = time.perf_counter(), start_step
+        try:
+            while step < num_steps and not self.book.stopped_early:
+                t0 = time.perf_counter()
+                self.state, metrics = self.train_fn(self.state, self.train_data,
+                                                    self.shuffle_key, self.step_key)
+                step += k
+                first_call = step == start_step + k
+                if first_call:
+                    jax.block_until_ready(self.state.step)
+                    self.compile_s = time.perf_counter() - t0
+                self.bar.update(k)
+                last = step >= num_steps
+                if self._due(s.log_every, step) or self._due(s.eval_every, step) or last:
+                    t_last, last_logged = self.log(step, metrics, first_call, t_last,
+                                                   last_logged)
+                if first_call:
+                    last_logged, t_last = step, time.perf_counter()
+                if self.valid_data is not None and (self._due(s.eval_every, step) or last):
+                    t_eval = time.perf_counter()
+                    self.validate(step)
+                    t_last += time.perf_counter() - t_eval  # evaluation is not throughput
+                self.book.train_wall_s += time.perf_counter() - t0
+                saved = self._due(s.checkpoint_every, step) or last or self.book.stopped_early
+                if saved:
+                    self.checkpoint(step)
+                if self.callback is not None:
+                    if saved and self.ckpt is not None:
+                        self.ckpt.wait()  # the callback may end the process
+                    self.callback(step, self.state)
+            jax.block_until_ready(self.state)
+        finally:
+            self.bar.close()
+            if self.ckpt is not None:
+                self.ckpt.close()
+        return step
+
+
+def train(model: nnx.Module, dataset, settings: TrainSettings, workdir: str | None = None, *,
+          objective: Objective | None = None, preprocessing=None, mesh=None,
+          run_id: dict | None = None,
+          callback: Callable[[int, TrainState], None] | None = None) -> TrainResult:
+    """Trains ``model`` on ``dataset.train`` by minimizing ``objective.loss``.
 
     Args:
       model: an NNX module with ``log_prob(x) -> [B]`` (used for validation).
-      dataset: a ``jaxgen.data.Dataset`` (``train``/``valid`` arrays, ``num_dims``).
-      config: ConfigDict with ``seed``, ``train`` (keys: ``TRAIN_DEFAULTS``) and ``optim``
-        (see ``jaxgen.training.optim.make_optimizer``).
-      workdir: where ``checkpoints/`` and ``metrics.jsonl`` go; ``None`` keeps nothing on disk.
-        If it already holds checkpoints of the same config, training resumes from the latest.
-      loss_fn: see ``jaxgen.training.steps``; with ``extra_init`` it also threads a pytree.
-      preprocess_fn: ``(key, batch) -> batch`` applied inside the train step (dequantization,
-        dynamic binarization) and, unless ``eval_preprocess_fn`` is given, at evaluation.
+      dataset: ``train`` (and optionally ``valid``) arrays of stored data and ``num_dims``
+        (a `jaxgen.data.Dataset`).
+      settings: a `TrainSettings` (steps, batch, intervals, seed, optimizer).
+      workdir: where ``checkpoints/`` and ``metrics.jsonl`` go; ``None`` keeps nothing on
+        disk. If it holds checkpoints of the same run, training resumes from the latest
+        (bit-identically: batches and keys are functions of the seed and the step).
+      objective: the model family's `Objective` (default: `MaximumLikelihood`).
+      preprocessing: a `jaxgen.data.preprocessing.Preprocessing` (dequantization), applied
+        to every train and validation batch; its ``init_data`` feeds ``objective.init`` and
+        its ``nll_offset_nats`` puts logged bits/dim in the stored data's units.
       mesh: a ``jax.sharding.Mesh`` (default: all devices on one ``"data"`` axis).
-      nll_offset_nats: added to NLLs before they are logged as bits/dim (e.g. ``D log K`` for
-        a density on dequantized data scaled to [0, 1), so logs are in the discrete units).
+      run_id: JSON-able identity of the run, stored with the checkpoints; resuming with
+        another one is refused. Default: ``settings.fingerprint()`` (every setting except
+        `TrainSettings.RESUMABLE`).
+      callback: ``callback(step, state)`` after each step call (after its checkpoint, if
+        one was written, is on disk): progress hooks, or a scheduler test ending the process.
 
     Returns:
-      A ``TrainResult`` whose model carries the best-on-valid parameters.
+      A ``TrainResult`` whose model carries the best-on-valid parameters, finalized.
 
     Raises:
       FloatingPointError: a loss or gradient became non-finite; names the step. Checkpoints
         written before it are kept.
+      ValueError: checkpoints of another run in ``workdir``; a batch that does not fit the
+        data or the devices.
     """
-    tc = train_config_with_defaults(config.train)
-    num_steps, batch_size, k = int(tc["num_steps"]), int(tc["batch_size"]), int(tc["steps_per_call"])
+    if not isinstance(settings, TrainSettings):
+        raise TypeError(f"settings must be a jaxgen.training.TrainSettings, got "
+                        f"{type(settings).__name__}")
+    objective = MaximumLikelihood() if objective is None else objective
     mesh = shd.make_mesh() if mesh is None else mesh
+    batch_size = int(settings.batch_size)
     shd.check_batch_divisible(batch_size, mesh)
     steps_per_epoch(dataset.train.shape[0], batch_size)  # raises if the data is too small
-    eval_pre = preprocess_fn if eval_preprocess_fn is None else eval_preprocess_fn
+    run_id = json.loads(json.dumps(settings.fingerprint() if run_id is None else run_id))
+
+    base_key = jax.random.key(int(settings.seed))
+    key = lambda index: jax.random.fold_in(base_key, index)
+    init_data = (np.asarray(dataset.train) if preprocessing is None
+                 else preprocessing.init_data)
+    preprocess_fn = preprocessing if preprocessing is not None and preprocessing.active else None
 
     graphdef, params, model_state = split_model(model)
-    optimizer = make_optimizer(config.optim, num_steps)
-    ema_decay = float(tc["ema_decay"])
-    state = init_train_state(params, model_state, optimizer, ema=ema_decay > 0, extra=extra_init,
-                             num_examples=int(dataset.train.shape[0]))
-    best = _to_host({"params": params, "model_state": model_state})  # host copies: state is donated
-    book = dict(best_valid_nll=math.inf, best_step=-1, evals_since_best=0, stopped_early=False,
-                train_wall_s=0.0, last_checkpoint=-1)
-
-    base_key = jax.random.key(int(config.seed))
-    shuffle_key, step_key, eval_key = (jax.random.fold_in(base_key, i) for i in (1, 2, 3))
-    config_dict = config.to_dict() if hasattr(config, "to_dict") else dict(config)
-
-    ckpt, start_step = None, 0
-    if workdir is not None:
-        ckpt = Checkpointer(os.path.join(workdir, "checkpoints"),
-                            max_to_keep=int(tc["keep_checkpoints"]))
-        latest = ckpt.latest_step()
-        if latest is not None:
-            state, best, meta = ckpt.restore(latest, state, best)
-            diff = _config_diff(meta.get("config", {}), json.loads(json.dumps(config_dict)))
-            if diff:
-                raise ValueError(
-                    f"workdir {workdir} holds checkpoints of a different config (keys {diff}); "
-                    "use a new workdir (nothing was overwritten)")
-            book.update(meta["book"])
-            start_step = int(state.step)
-    writer = MetricsWriter(None if workdir is None else os.path.join(workdir, "metrics.jsonl"),
-                           resume_step=start_step if start_step else None)
+    optimizer = make_optimizer(settings.optim, int(settings.num_steps))
+    extra = objective.init(model, init_data, key(_INIT_KEY))
+    state = init_train_state(params, model_state, optimizer, ema=settings.ema_decay > 0,
+                             extra=extra, num_examples=int(dataset.train.shape[0]))
+    best = _to_host({"params": params, "model_state": model_state})  # host copy: donated
+    ckpt = None if workdir is None else Checkpointer(
+        os.path.join(workdir, "checkpoints"), max_to_keep=int(settings.keep_checkpoints))
+    state, best, book = _restore_or_init(ckpt, state, best, run_id, workdir)
+    start_step = int(state.step)
 
     rep = shd.replicated(mesh)
-    state = jax.device_put(state, rep)
-    train_data = jax.device_put(np.asarray(dataset.train), rep)
-    valid_data = None if getattr(dataset, "valid", None) is None else np.asarray(dataset.valid)
-    train_fn = jax.jit(
-        make_train_step(graphdef, optimizer, batch_size=batch_size, loss_fn=loss_fn,
-                        has_extra=extra_init is not None, preprocess_fn=preprocess_fn,
-                        ema_decay=ema_decay, batch_sharding=shd.batch_sharded(mesh),
-                        steps_per_call=k),
-        donate_argnums=0)
-    log_prob_fn = jax.jit(make_log_prob_fn(graphdef, eval_pre))
-    bits_scale = 1.0 / (dataset.num_dims * math.log(2.0))
+    valid = getattr(dataset, "valid", None)
+    loop = _Loop(
+        settings=settings, state=jax.device_put(state, rep), best=best, book=book,
+        train_fn=jax.jit(make_train_step(
+            graphdef, optimizer, objective, batch_size=batch_size, preprocess_fn=preprocess_fn,
+            ema_decay=float(settings.ema_decay), batch_sharding=shd.batch_sharded(mesh),
+            steps_per_call=int(settings.steps_per_call)), donate_argnums=0),
+        log_prob_fn=jax.jit(make_log_prob_fn(graphdef, preprocess_fn)),
+        train_data=jax.device_put(np.asarray(dataset.train), rep),
+        valid_data=None if valid is None else np.asarray(valid), mesh=mesh,
+        keys=(key(_SHUFFLE_KEY), key(_STEP_KEY), key(_EVAL_KEY)), ckpt=ckpt,
+        writer=MetricsWriter(None if workdir is None else os.path.join(workdir, "metrics.jsonl"),
+                             resume_step=start_step or None),
+        run_id=run_id,
+        nll_offset_nats=0.0 if preprocessing is None else preprocessing.nll_offset_nats,
+        num_dims=int(dataset.num_dims), callback=callback)
+    step = loop.run(start_step)
 
-    def eval_params(s):
-        return s.ema_params if s.ema_params is not None else s.params
-
-    def save(step):
-        if ckpt is None:
-            return
-        book["last_checkpoint"] = step
-        ckpt.save(step, state, best, {"config": config_dict, "book": dict(book)})
-
-    history = []
-
-    def log(record):
-        history.append(record)
-        writer.write(record)
-
-    step = start_step
-    bar = tqdm(total=num_steps, initial=step, disable=not tc["progress"], unit="step",
-               dynamic_ncols=True)
-    compile_s, steady_steps, steady_time = 0.0, 0, 0.0
-    t_last, last_logged = time.perf_counter(), start_step
-    try:
-        while step < num_steps and not book["stopped_early"]:
-            t0 = time.perf_counter()
-            state, metrics = train_fn(state, train_data, shuffle_key, step_key)
-            step += k
-            first_call = step == start_step + k
-            if first_call:
-                jax.block_until_ready(state.step)
-                compile_s = time.perf_counter() - t0
-            bar.update(k)
-            at = lambda every: every and step % int(every) == 0
-            if at(tc["log_every"]) or step >= num_steps or at(tc["eval_every"]):
-                bad = int(state.bad_step)
-                if bad >= 0:
-                    where = (f"; the last good checkpoint is step {book['last_checkpoint']} in "
-                             f"{ckpt.directory}" if ckpt and book["last_checkpoint"] >= 0 else "")
-                    raise FloatingPointError(
-                        f"non-finite loss or gradient at step {bad}: training stopped{where}")
-                now = time.perf_counter()
-                metrics = {name: float(v) for name, v in metrics.items()}
-                if not first_call:
-                    steady_time += now - t_last
-                    steady_steps += step - last_logged
-                t_last, last_logged = now, step
-                record = dict(step=step, split="train", **metrics,
-                              bits_per_dim=(metrics["loss"] + nll_offset_nats) * bits_scale,
-                              steps_per_s=steady_steps / steady_time if steady_time else 0.0)
-                log(record)
-                bar.set_postfix(loss=f"{metrics['loss']:.4f}",
-                                bpd=f"{record['bits_per_dim']:.4f}",
-                                sps=f"{record['steps_per_s']:.1f}")
-            if first_call:
-                last_logged, t_last = step, time.perf_counter()
-            if valid_data is not None and (at(tc["eval_every"]) or step >= num_steps):
-                t_eval = time.perf_counter()
-                nll = _evaluate(log_prob_fn, eval_params(state), state.model_state, valid_data,
-                                int(tc["eval_batch_size"]), eval_key, mesh)
-                improved = nll < book["best_valid_nll"]
-                if improved:
-                    book.update(best_valid_nll=nll, best_step=step, evals_since_best=0)
-                    best = {"params": _to_host(eval_params(state)),
-                            "model_state": _to_host(state.model_state)}
-                else:
-                    book["evals_since_best"] += 1
-                    if tc["patience"] and book["evals_since_best"] >= int(tc["patience"]):
-                        book["stopped_early"] = True
-                log(dict(step=step, split="valid", nll=nll,
-                         bits_per_dim=(nll + nll_offset_nats) * bits_scale,
-                         best_nll=book["best_valid_nll"], best_step=book["best_step"]))
-                t_last += time.perf_counter() - t_eval  # evaluation is not training throughput
-            book["train_wall_s"] += time.perf_counter() - t0
-            if (at(tc["checkpoint_every"]) or step >= num_steps or book["stopped_early"]):
-                save(step)
-            if tc["halt_after_steps"] and step >= int(tc["halt_after_steps"]) and step < num_steps:
-                # Testing aid: die like a killed process, right after a checkpoint is on disk.
-                if ckpt is not None:
-                    ckpt.wait()
-                os.kill(os.getpid(), signal.SIGKILL)
-        jax.block_until_ready(state)
-    finally:
-        bar.close()
-        if ckpt is not None:
-            ckpt.close()
-
-    if valid_data is None or book["best_step"] < 0:
-        best = {"params": eval_params(state), "model_state": state.model_state}
-    final_model = merge_model(graphdef, jax.tree.map(jnp.asarray, best["params"]),
-                              jax.tree.map(jnp.asarray, best["model_state"]))
+    book, state = loop.book, loop.state
+    if loop.valid_data is None or book.best_step < 0:
+        best = {"params": loop._eval_params(), "model_state": state.model_state}
+    else:
+        best = loop.best
+    final = merge_model(graphdef, jax.tree.map(jnp.asarray, best["params"]),
+                        jax.tree.map(jnp.asarray, best["model_state"]))
+    final.eval()
+    final, finalize_results = objective.finalize(
+        final, _model_view(dataset, preprocessing, key(_VIEW_KEY)), key(_FINALIZE_KEY))
     return TrainResult(
-        model=final_model, train_steps=step, train_wall_s=book["train_wall_s"],
-        steps_per_s=(steady_steps / steady_time) if steady_time else 0.0, compile_s=compile_s,
-        best_valid_nll=book["best_valid_nll"] if book["best_step"] >= 0 else math.nan,
-        best_step=book["best_step"], stopped_early=book["stopped_early"], history=history)
+        model=final, train_steps=step, train_wall_s=book.train_wall_s,
+        steps_per_s=(loop.steady_steps / loop.steady_time) if loop.steady_time else 0.0,
+        compile_s=loop.compile_s,
+        best_valid_nll=book.best_valid_nll if book.best_step >= 0 else math.nan,
+        best_step=book.best_step, stopped_early=book.stopped_early, history=loop.history,
+        finalize_results=dict(finalize_results), extra=state.extra)

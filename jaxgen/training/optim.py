@@ -1,57 +1,98 @@
-"""Optimizers and schedules from a config section (optax does the work)."""
+"""Optimizers and learning-rate schedules from explicit settings (optax does the work)."""
 from __future__ import annotations
+
+import dataclasses
+import math
 
 import optax
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-SCHEDULES = ("constant", "cosine", "warmup_cosine", "exponential")
+LR_SCHEDULES = ("constant", "cosine", "warmup_cosine", "exponential")
 
 
-def make_schedule(optim_config, num_steps: int) -> optax.Schedule:
-    """Learning-rate schedule: ``constant``, ``cosine`` (decays to ``lr * end_lr_factor``),
-    ``warmup_cosine`` (linear warm-up over ``warmup_steps``), ``exponential``
-    (``lr * decay_rate ** (step / num_steps)``)."""
-    lr = float(optim_config.lr)
-    name = optim_config.get("schedule", "constant")
-    end = lr * float(optim_config.get("end_lr_factor", 0.0))
-    warmup = int(optim_config.get("warmup_steps", 0))
+@dataclasses.dataclass(frozen=True)
+class OptimSettings:
+    """The optimizer of a run.
+
+    Attributes:
+      name: one of `OPTIMIZERS`.
+      lr: peak learning rate, ``> 0``.
+      schedule: one of `LR_SCHEDULES`: ``constant`` (after an optional linear warm-up over
+        ``warmup_steps``), ``cosine`` (decays to ``lr * end_lr_factor`` at the last step),
+        ``warmup_cosine`` (linear warm-up, then cosine), ``exponential``
+        (``lr * decay_rate ** (step / num_steps)``).
+      warmup_steps, end_lr_factor, decay_rate: schedule parameters.
+      b1, b2: Adam's moment decays.
+      momentum: SGD momentum (0: none).
+      weight_decay: decoupled for ``adamw``; an L2 term added to the gradient otherwise.
+      grad_clip_norm: clip the global gradient norm to this value (0: off).
+
+    Raises:
+      ValueError: at construction, naming the field, for an unknown name or schedule, a
+        non-positive or non-finite ``lr``, or a negative parameter.
+    """
+
+    name: str = "adam"
+    lr: float = 1e-3
+    schedule: str = "constant"
+    warmup_steps: int = 0
+    end_lr_factor: float = 0.0
+    decay_rate: float = 0.1
+    b1: float = 0.9
+    b2: float = 0.999
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    grad_clip_norm: float = 0.0
+
+    def __post_init__(self):
+        if self.name not in OPTIMIZERS:
+            raise ValueError(f"optim.name={self.name!r} is not one of {OPTIMIZERS}")
+        if self.schedule not in LR_SCHEDULES:
+            raise ValueError(f"optim.schedule={self.schedule!r} is not one of {LR_SCHEDULES}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"optim.lr must be positive and finite, got {self.lr!r} "
+                             "(a negative rate would ascend the loss)")
+        for field in ("warmup_steps", "end_lr_factor", "decay_rate", "momentum",
+                      "weight_decay", "grad_clip_norm"):
+            value = getattr(self, field)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"optim.{field} must be a non-negative number, got {value!r}")
+        for field in ("b1", "b2"):
+            if not 0.0 <= getattr(self, field) < 1.0:
+                raise ValueError(f"optim.{field} must be in [0, 1), got {getattr(self, field)!r}")
+
+
+def make_schedule(settings: OptimSettings, num_steps: int) -> optax.Schedule:
+    """The learning-rate schedule of ``settings`` over a run of ``num_steps`` steps."""
+    lr, warmup = float(settings.lr), int(settings.warmup_steps)
+    end = lr * float(settings.end_lr_factor)
+    name = settings.schedule
     if name == "constant":
         if warmup:
             return optax.join_schedules(
                 [optax.linear_schedule(0.0, lr, warmup), optax.constant_schedule(lr)], [warmup])
         return optax.constant_schedule(lr)
     if name == "cosine":
-        return optax.cosine_decay_schedule(lr, max(num_steps, 1), alpha=end / lr if lr else 0.0)
+        return optax.cosine_decay_schedule(lr, max(num_steps, 1), alpha=end / lr)
     if name == "warmup_cosine":
         return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(num_steps, warmup + 1), end)
-    if name == "exponential":
-        return optax.exponential_decay(lr, max(num_steps, 1),
-                                       float(optim_config.get("decay_rate", 0.1)))
-    raise ValueError(f"optim.schedule={name!r} is not one of {SCHEDULES}")
+    return optax.exponential_decay(lr, max(num_steps, 1), float(settings.decay_rate))
 
 
-def make_optimizer(optim_config, num_steps: int) -> optax.GradientTransformation:
-    """``optim.name`` in {adam, adamw, sgd, rmsprop}, with ``optim.grad_clip_norm`` (0 = off)."""
-    name = optim_config.name
-    schedule = make_schedule(optim_config, num_steps)
-    b1, b2 = float(optim_config.get("b1", 0.9)), float(optim_config.get("b2", 0.999))
-    wd = float(optim_config.get("weight_decay", 0.0))
-    if name == "adam":
-        opt = optax.adam(schedule, b1=b1, b2=b2)
-        if wd:
-            opt = optax.chain(optax.add_decayed_weights(wd), opt)
-    elif name == "adamw":
-        opt = optax.adamw(schedule, b1=b1, b2=b2, weight_decay=wd)
-    elif name == "sgd":
-        momentum = float(optim_config.get("momentum", 0.0)) or None
-        opt = optax.sgd(schedule, momentum=momentum, nesterov=False)
-        if wd:
-            opt = optax.chain(optax.add_decayed_weights(wd), opt)
-    elif name == "rmsprop":
-        opt = optax.rmsprop(schedule)
+def make_optimizer(settings: OptimSettings, num_steps: int) -> optax.GradientTransformation:
+    """The optax transformation of ``settings`` (schedule over ``num_steps``, clipping)."""
+    schedule = make_schedule(settings, num_steps)
+    wd = float(settings.weight_decay)
+    if settings.name == "adam":
+        opt = optax.adam(schedule, b1=settings.b1, b2=settings.b2)
+    elif settings.name == "adamw":
+        opt = optax.adamw(schedule, b1=settings.b1, b2=settings.b2, weight_decay=wd)
+    elif settings.name == "sgd":
+        opt = optax.sgd(schedule, momentum=float(settings.momentum) or None, nesterov=False)
     else:
-        raise ValueError(f"optim.name={name!r} is not one of {OPTIMIZERS}")
-    clip = float(optim_config.get("grad_clip_norm", 0.0))
-    if clip > 0:
-        opt = optax.chain(optax.clip_by_global_norm(clip), opt)
+        opt = optax.rmsprop(schedule)
+    if wd and settings.name in ("adam", "sgd"):
+        opt = optax.chain(optax.add_decayed_weights(wd), opt)
+    if settings.grad_clip_norm > 0:
+        opt = optax.chain(optax.clip_by_global_norm(float(settings.grad_clip_norm)), opt)
     return opt

@@ -48,7 +48,10 @@ def split_model(model: nnx.Module):
 
 
 def merge_model(graphdef, params, model_state) -> nnx.Module:
-    return nnx.merge(graphdef, params, model_state)
+    """The module back from `split_model`'s parts, with fresh Variables (``copy=True``), so
+    that a layer mutating its state inside a trace (BatchNorm's running averages in a train
+    step) writes to Variables of that trace, never to the caller's."""
+    return nnx.merge(graphdef, params, model_state, copy=True)
 
 
 def count_params(model_or_params) -> int:

@@ -1,12 +1,8 @@
 """Pure train / eval step functions (jit-compiled by the loop, not here).
 
-A loss function has one of two signatures:
-
-* ``loss_fn(model, batch, key) -> (loss, metrics)``  (stateless; the default is the mean NLL)
-* ``loss_fn(model, batch, key, extra) -> (loss, (metrics, new_extra))``  when ``train`` is
-  given ``extra_init`` (persistent MCMC chains, replay buffers).
-
-``loss`` is a scalar; ``metrics`` a dict of scalars.
+The loss is the model family's `jaxgen.training.objective.Objective`; a step runs it on the
+model in training mode and evaluation runs ``log_prob`` in eval mode, so a model's
+train/eval behaviour (BatchNorm statistics) never depends on the caller remembering it.
 """
 from __future__ import annotations
 
@@ -17,31 +13,22 @@ import jax.numpy as jnp
 import optax
 
 from jaxgen.data.batching import batch_at_step, batch_from_order, epoch_order, steps_per_epoch
+from jaxgen.training.objective import Objective
 from jaxgen.training.state import TrainState, merge_model, split_model
 
-LossFn = Callable
 
-
-def nll_loss(model, batch, key):
-    """Mean negative log-likelihood in nats: ``-(1/B) sum_b log p(x_b)``."""
-    del key
-    log_prob = model.log_prob(batch)  # [B]
-    loss = -jnp.mean(log_prob)
-    return loss, {"nll": loss}
-
-
-def make_train_step(graphdef, optimizer: optax.GradientTransformation, *, batch_size: int,
-                    loss_fn: LossFn | None = None, has_extra: bool = False,
-                    preprocess_fn: Callable | None = None, ema_decay: float = 0.0,
-                    batch_sharding=None, steps_per_call: int = 1):
+def make_train_step(graphdef, optimizer: optax.GradientTransformation, objective: Objective,
+                    *, batch_size: int, preprocess_fn: Callable | None = None,
+                    ema_decay: float = 0.0, batch_sharding=None, steps_per_call: int = 1):
     """Builds ``train_steps(state, train_data, shuffle_key, step_key) -> (state, metrics)``.
 
-    One call runs ``steps_per_call`` optimizer steps in a ``lax.scan`` (fewer dispatches for
-    small models). Step ``t`` uses the batch ``batch_at_step(train_data, shuffle_key, t)`` and
-    the key ``fold_in(step_key, t)``. A non-finite loss or gradient skips the update and
-    records the step in ``state.bad_step``. Returned metrics are those of the last step.
+    One call runs ``steps_per_call`` optimizer steps in a ``lax.scan``. Step ``t`` uses the
+    batch ``batch_at_step(train_data, shuffle_key, t)`` (or the cached epoch order), the key
+    ``fold_in(step_key, t)`` (split once more for ``preprocess_fn`` when given), and
+    minimizes ``objective.loss``. A non-finite loss or gradient skips the update and records
+    the step in ``state.bad_step``. Returned metrics are those of the last step, plus
+    ``loss`` and ``grad_norm``.
     """
-    loss_fn = nll_loss if loss_fn is None else loss_fn
 
     def one_step(state: TrainState, train_data, shuffle_key, step_key):
         key = jax.random.fold_in(step_key, state.step)
@@ -62,22 +49,18 @@ def make_train_step(graphdef, optimizer: optax.GradientTransformation, *, batch_
             key, pre_key = jax.random.split(key)
             batch = preprocess_fn(pre_key, batch)
 
-        def objective(params):
+        def loss_of(params):
             model = merge_model(graphdef, params, state.model_state)
-            if has_extra:
-                loss, (metrics, new_extra) = loss_fn(model, batch, key, state.extra)
-            else:
-                loss, metrics = loss_fn(model, batch, key)
-                new_extra = state.extra
+            model.train()
+            loss, new_extra, metrics = objective.loss(model, batch, key, state.extra)
             _, _, new_model_state = split_model(model)
             return loss, (metrics, new_model_state, new_extra)
 
         (loss, (metrics, new_model_state, new_extra)), grads = jax.value_and_grad(
-            objective, has_aux=True)(state.params)
-        # The finiteness check rides on the gradient norm (a sum of squares is finite iff
-        # every entry is, up to overflow past ~1e19, which is divergence anyway), and the
-        # update runs inside a ``lax.cond``: a good step pays no select over the parameters
-        # and optimizer state (measured ~1 ms of a 5 ms RBM step when it was a jnp.where).
+            loss_of, has_aux=True)(state.params)
+        # A sum of squares is finite iff every entry is (up to overflow, i.e. divergence),
+        # so the gradient norm carries the finiteness check; the update sits in a lax.cond
+        # so a good step does no select over parameters and optimizer state.
         grad_norm = optax.tree.norm(grads)
         ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
 
@@ -104,8 +87,7 @@ def make_train_step(graphdef, optimizer: optax.GradientTransformation, *, batch_
             bad_step=jnp.where((state.bad_step < 0) & ~ok, state.step, state.bad_step),
             data_order=order,
         )
-        metrics = dict(metrics, loss=loss, grad_norm=grad_norm)
-        return new_state, metrics
+        return new_state, dict(metrics, loss=loss, grad_norm=grad_norm)
 
     def train_steps(state, train_data, shuffle_key, step_key):
         if steps_per_call == 1:
@@ -119,12 +101,13 @@ def make_train_step(graphdef, optimizer: optax.GradientTransformation, *, batch_
 
 
 def make_log_prob_fn(graphdef, preprocess_fn: Callable | None = None):
-    """``log_prob(params, model_state, batch, key) -> [B]`` for evaluation."""
+    """``log_prob(params, model_state, batch, key) -> [B]``, the model in eval mode."""
 
     def log_prob(params, model_state, batch, key):
         if preprocess_fn is not None:
             batch = preprocess_fn(key, batch)
         model = merge_model(graphdef, params, model_state)
+        model.eval()
         return model.log_prob(batch)
 
     return log_prob

@@ -1,0 +1,101 @@
+"""Workdir safety: a workdir holds one run; another config's files are never touched.
+
+``check_workdir`` decides, from the workdir's ``config.json``, whether a run is new, resumes
+(same config up to `experiments.schema.RESUMABLE_KEYS`) or is already complete (same config
+up to `experiments.schema.DISPLAY_KEYS`, ``results.json`` present).
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import NamedTuple
+
+from experiments import schema
+
+
+class WorkdirError(RuntimeError):
+    """The workdir holds files of another run (nothing was changed)."""
+
+
+class WorkdirStatus(NamedTuple):
+    """``kind``: ``"new"``, ``"resume"`` or ``"complete"``; ``results``: the stored
+    ``results.json`` of a complete run (else None)."""
+
+    kind: str
+    results: dict | None = None
+
+
+def write_json(path: str, obj) -> None:
+    """Writes atomically: a reader never sees half a file."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _read_json(path: str) -> dict:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise WorkdirError(f"{path} is not valid JSON ({err}); it was left as it is: move it "
+                           "away or choose a new --workdir") from None
+
+
+def check_workdir(workdir: str, config: dict) -> WorkdirStatus:
+    """Refuses a workdir holding another config's run; says whether to start, resume or
+    return stored results.
+
+    Raises:
+      WorkdirError: the workdir's ``config.json`` differs from ``config`` in keys other than
+        `schema.RESUMABLE_KEYS`, or it holds run files but no ``config.json``.
+    """
+    config_path = os.path.join(workdir, "config.json")
+    if not os.path.exists(config_path):
+        leftovers = [name for name in ("results.json", "metrics.jsonl", "checkpoints")
+                     if os.path.exists(os.path.join(workdir, name))]
+        if leftovers:
+            raise WorkdirError(f"workdir {workdir} holds {leftovers} but no config.json; "
+                               "refusing to mix runs (choose a new --workdir)")
+        return WorkdirStatus("new")
+    stored = _read_json(config_path)
+    changed = schema.differing_keys(stored, config)
+    fixed = [k for k in changed if k not in schema.RESUMABLE_KEYS]
+    if fixed:
+        raise WorkdirError(
+            f"workdir {workdir} holds a run of a different config (differing keys: "
+            f"{', '.join('config.' + k for k in fixed)}); choose a new --workdir. "
+            "Nothing was changed.")
+    results_path = os.path.join(workdir, "results.json")
+    if os.path.exists(results_path) and all(k in schema.DISPLAY_KEYS for k in changed):
+        return WorkdirStatus("complete", _read_json(results_path))
+    return WorkdirStatus("resume")
+
+
+def archive_results(workdir: str) -> str | None:
+    """Renames an existing ``results.json`` to ``results-step<N>.json`` (its train steps)
+    before a resumed run writes a new one; returns the new name, or None."""
+    path = os.path.join(workdir, "results.json")
+    if not os.path.exists(path):
+        return None
+    steps = _read_json(path).get("train_steps", "unknown")
+    target = os.path.join(workdir, f"results-step{steps}.json")
+    os.replace(path, target)
+    return target
+
+
+def last_logged_steps_per_s(workdir: str) -> float:
+    """Throughput recorded by an earlier process (when this one had nothing to train)."""
+    rate = 0.0
+    path = os.path.join(workdir, "metrics.jsonl")
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut short by a killed process
+                if record.get("split") == "train" and record.get("steps_per_s"):
+                    rate = float(record["steps_per_s"])
+    return rate

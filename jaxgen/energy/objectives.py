@@ -1,0 +1,229 @@
+"""Training objectives of the energy-based family (`jaxgen.training.objective.Objective`).
+
+``loss`` is positive minus negative phase (`jaxgen.energy.losses`); ``finalize`` sets
+``log Z`` so that the model's ``log_prob`` is normalized before it is evaluated:
+
+* binary models (RBM, fully visible BM): exactly by enumerating ``2^n`` states when
+  ``n <= exact_max_bits`` (``n = min(V, H)`` for an RBM, whose free energy sums out one
+  layer), else by annealed importance sampling (its standard error and ESS are reported);
+* neural energies: on 2D data by a Riemann sum over a grid of a box around the data
+  (``log_z_method = "grid"``; mass outside the box is not counted), else by AIS along the
+  geometric path from a Gaussian fitted to the data, with MALA transitions.
+
+Each ``finalize`` returns a copy of the model with ``log_z`` set (the argument is unchanged)
+and ``{"log_z", "log_z_method", "log_z_wall_s", ...}``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxgen.energy.ais import (base_rate_logits, fvbm_ais, geometric_path_ais, rbm_ais,
+                               temperature_schedule)
+from jaxgen.energy.losses import cd_loss, langevin_replay_loss, pcd_init, pcd_loss
+from jaxgen.energy.replay_buffer import init_replay_buffer
+from jaxgen.mcmc.run import jit
+from jaxgen.training.objective import Objective, copy_model
+
+EXACT_MAX_BITS = 20  # enumerate 2^n states up to this n; AIS above
+LOG_Z_METHODS = ("auto", "exact", "ais", "grid")
+
+
+def _on_model(fn: Callable, model, *args):
+    """``fn(model, *args)`` compiled, the model's state passed as an argument."""
+    graphdef, state = nnx.split(model)
+    return jit(lambda st, *a: fn(nnx.merge(graphdef, st), *a))(state, *args)
+
+
+def _with_log_z(model, log_z) -> nnx.Module:
+    model = copy_model(model)
+    model.log_z[...] = jnp.asarray(log_z, jnp.float32)
+    return model
+
+
+def _log_z_results(method: str, log_z, wall_s: float, ais=None) -> dict:
+    out = dict(log_z=float(log_z), log_z_method=method, log_z_wall_s=wall_s)
+    if ais is not None:
+        out.update(log_z_std_err=float(ais.log_z_std_err), ais_ess=float(ais.ess),
+                   ais_log_z_base=float(ais.log_z_base))
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class BinaryLogZ:
+    """How a binary energy model's ``log Z`` is computed before evaluation.
+
+    Attributes:
+      method: ``auto`` (exact up to `EXACT_MAX_BITS` summed-over bits, else AIS), ``exact``
+        or ``ais``.
+      ais_num_temps, ais_num_runs, ais_schedule: AIS (`temperature_schedule`).
+    """
+
+    method: str = "auto"
+    ais_num_temps: int = 15000
+    ais_num_runs: int = 100
+    ais_schedule: str = "piecewise"
+
+    def __post_init__(self):
+        if self.method not in ("auto", "exact", "ais"):
+            raise ValueError(f"log_z method for binary models must be auto, exact or ais, "
+                             f"got {self.method!r}")
+
+    def __call__(self, model, train_data, key) -> tuple[nnx.Module, dict]:
+        t0 = time.perf_counter()
+        if hasattr(model, "num_hidden"):  # RBM: free energy sums out the larger layer
+            num_bits, ais_fn = min(model.num_visible, model.num_hidden), rbm_ais
+        else:
+            num_bits, ais_fn = model.num_units, fvbm_ais
+        if self.method == "exact" or (self.method == "auto" and num_bits <= EXACT_MAX_BITS):
+            log_z = float(_on_model(lambda m: m.exact_log_partition(), model))
+            return _with_log_z(model, log_z), _log_z_results("exact", log_z,
+                                                             time.perf_counter() - t0)
+        betas = temperature_schedule(int(self.ais_num_temps), self.ais_schedule)
+        base = base_rate_logits(train_data)
+        result = _on_model(lambda m, k: ais_fn(k, m, betas, int(self.ais_num_runs), base),
+                           model, key)
+        jax.block_until_ready(result)
+        return _with_log_z(model, result.log_z), _log_z_results(
+            "ais", result.log_z, time.perf_counter() - t0, result)
+
+
+class ContrastiveDivergence(Objective):
+    """CD-k: negatives are ``k`` kernel steps from the batch (`jaxgen.energy.losses.cd_loss`),
+    ``+ (weight_decay / 2) ||W||^2`` of the couplings; ``finalize`` computes ``log Z``."""
+
+    def __init__(self, num_steps: int = 1, weight_decay: float = 0.0,
+                 log_z: BinaryLogZ = BinaryLogZ()):
+        self.num_steps, self.weight_decay, self.log_z = int(num_steps), float(weight_decay), log_z
+        self._loss = cd_loss(self.num_steps, self.weight_decay)
+
+    def loss(self, model, batch, key, extra):
+        loss, metrics = self._loss(model, batch, key)
+        return loss, extra, metrics
+
+    def finalize(self, model, data, key):
+        return self.log_z(model, np.asarray(data.train), key)
+
+
+class PersistentContrastiveDivergence(Objective):
+    """PCD-k: negatives are ``k`` kernel steps from ``num_chains`` persistent chains carried
+    in ``extra`` (`jaxgen.energy.losses.pcd_loss`); ``persist_hidden`` carries an RBM's
+    hidden layer instead. ``init`` draws the chains from the data's base rates."""
+
+    def __init__(self, num_steps: int = 1, num_chains: int = 100, weight_decay: float = 0.0,
+                 persist_hidden: bool = False, log_z: BinaryLogZ = BinaryLogZ()):
+        if int(num_chains) < 1:
+            raise ValueError(f"PCD needs num_chains >= 1, got {num_chains}")
+        self.num_steps, self.num_chains = int(num_steps), int(num_chains)
+        self.weight_decay, self.persist_hidden = float(weight_decay), bool(persist_hidden)
+        self.log_z = log_z
+        self._loss = pcd_loss(self.num_steps, self.weight_decay, self.persist_hidden)
+
+    def init(self, model, train_data, key):
+        return pcd_init(key, train_data, self.num_chains,
+                        model=model if self.persist_hidden else None)
+
+    def loss(self, model, batch, key, extra):
+        loss, (metrics, extra) = self._loss(model, batch, key, extra)
+        return loss, extra, metrics
+
+    def finalize(self, model, data, key):
+        return self.log_z(model, np.asarray(data.train), key)
+
+
+def noise_box(train_data, margin: float) -> tuple[float, float]:
+    """``[min - margin * span, max + margin * span]`` of the data (one box for all axes):
+    where a neural EBM's fresh Langevin chains start."""
+    train_data = np.asarray(train_data, np.float32)
+    lo, hi = float(np.min(train_data)), float(np.max(train_data))
+    pad = margin * (hi - lo)
+    return lo - pad, hi + pad
+
+
+def grid_log_partition(model, low, high, grid_size: int) -> float:
+    """``log Z ~= log sum_grid exp(-E(x)) * cell_area`` on a ``grid_size^2`` grid of the box
+    ``[low, high]`` (``[2]`` each) of a 2D energy (mass outside the box is ignored)."""
+    xs = np.linspace(low[0], high[0], grid_size, dtype=np.float32)
+    ys = np.linspace(low[1], high[1], grid_size, dtype=np.float32)
+    pts = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
+    cell = float((xs[1] - xs[0]) * (ys[1] - ys[0]))
+    energies = _on_model(lambda m, x: m.energy(x), model, jnp.asarray(pts))
+    return float(jax.nn.logsumexp(-energies)) + math.log(cell)
+
+
+class LangevinReplay(Objective):
+    """Neural energies: short-run Langevin negatives from a replay buffer
+    (`jaxgen.energy.losses.langevin_replay_loss`). ``init`` fills the buffer with uniform
+    noise over `noise_box` of the training data; ``finalize`` computes ``log Z`` on a grid
+    (2D data, ``log_z`` auto/grid) or by AIS.
+
+    Args:
+      langevin_steps, reinit_prob, energy_reg, grad_clip: the loss (``grad_clip`` 0: off).
+      buffer_size, noise_margin: the replay buffer.
+      log_z: ``auto``, ``grid`` or ``ais``; grid_size, ais_*: their parameters.
+    """
+
+    def __init__(self, *, langevin_steps: int = 30, reinit_prob: float = 0.05,
+                 energy_reg: float = 0.1, grad_clip: float = 0.0, buffer_size: int = 10000,
+                 noise_margin: float = 0.1, log_z: str = "auto", grid_size: int = 400,
+                 ais_num_temps: int = 1000, ais_num_runs: int = 100,
+                 ais_schedule: str = "sigmoid", ais_step_size: float = 0.001):
+        if log_z not in ("auto", "grid", "ais"):
+            raise ValueError(f"log_z for neural energies must be auto, grid or ais, got {log_z!r}")
+        self.langevin_steps, self.reinit_prob = int(langevin_steps), float(reinit_prob)
+        self.energy_reg, self.grad_clip = float(energy_reg), float(grad_clip)
+        self.buffer_size, self.noise_margin = int(buffer_size), float(noise_margin)
+        self.log_z, self.grid_size = log_z, int(grid_size)
+        self.ais_num_temps, self.ais_num_runs = int(ais_num_temps), int(ais_num_runs)
+        self.ais_schedule, self.ais_step_size = ais_schedule, float(ais_step_size)
+        self._loss = langevin_replay_loss(self.langevin_steps, self.reinit_prob,
+                                          self.energy_reg, self.grad_clip or None)
+
+    def init(self, model, train_data, key):
+        lo, hi = noise_box(train_data, self.noise_margin)
+        shape = tuple(np.shape(train_data)[1:])
+        buffer = init_replay_buffer(
+            key, self.buffer_size,
+            lambda k, n: jax.random.uniform(k, (n, *shape), minval=lo, maxval=hi))
+        return {"buffer": buffer}
+
+    def loss(self, model, batch, key, extra):
+        loss, (metrics, extra) = self._loss(model, batch, key, extra)
+        return loss, extra, metrics
+
+    def finalize(self, model, data, key):
+        from jaxgen.mcmc.mala import mala
+
+        t0 = time.perf_counter()
+        train = np.asarray(data.train, np.float32).reshape(len(data.train), -1)
+        shape = tuple(np.shape(data.train)[1:])
+        if shape == (2,) and self.log_z in ("auto", "grid"):
+            span = train.max(0) - train.min(0)
+            low, high = train.min(0) - 0.25 * span, train.max(0) + 0.25 * span
+            log_z = grid_log_partition(model, low, high, self.grid_size)
+            out = _log_z_results("grid", log_z, time.perf_counter() - t0)
+            out["log_z_grid_box"] = [low.tolist(), high.tolist()]
+            return _with_log_z(model, log_z), out
+        betas = temperature_schedule(self.ais_num_temps, self.ais_schedule)
+        mean, std = train.mean(0), train.std(0) + 0.05
+
+        def run(mdl, k):
+            energy = lambda x: mdl.energy(x.reshape(1, *shape))[0]
+            return geometric_path_ais(k, energy, mean, std,
+                                      lambda f: mala(f, self.ais_step_size), betas,
+                                      self.ais_num_runs)
+
+        result = _on_model(run, model, key)
+        return _with_log_z(model, result.log_z), _log_z_results(
+            "ais", result.log_z, time.perf_counter() - t0, result)
+
+
+__all__ = ["BinaryLogZ", "ContrastiveDivergence", "EXACT_MAX_BITS", "LangevinReplay",
+           "PersistentContrastiveDivergence", "grid_log_partition", "noise_box"]

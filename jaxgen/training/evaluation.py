@@ -1,0 +1,66 @@
+"""Mean negative log-likelihood of a model on a split, batched and sharded."""
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxgen.training import sharding as shd
+from jaxgen.training.state import split_model
+from jaxgen.training.steps import make_log_prob_fn
+
+
+@functools.lru_cache(maxsize=64)
+def _jitted_log_prob(graphdef, preprocess_fn):
+    return jax.jit(make_log_prob_fn(graphdef, preprocess_fn))
+
+
+def evaluate_nll(model: nnx.Module, data, *, batch_size: int = 1000, preprocessing=None,
+                 key=None, mesh=None) -> float:
+    """Mean negative log-likelihood (nats per example) of ``model`` on ``data``, in the
+    units of the model's inputs (add ``preprocessing.nll_offset_nats`` for the stored data's).
+
+    Batches are padded to ``batch_size`` (one compilation for the whole split) and sharded
+    over the mesh; the model runs in eval mode. ``preprocessing(key, batch)`` (e.g.
+    dequantization) gets ``fold_in(key, batch_index)``, so repeated evaluations agree.
+
+    Raises:
+      ValueError: an empty split, or a NaN log-probability (naming how many examples gave
+        one); an example of probability zero gives an infinite NLL, not an error.
+    """
+    graphdef, params, model_state = split_model(model)
+    preprocess_fn = preprocessing if preprocessing is not None and preprocessing.active else None
+    return evaluate_with(_jitted_log_prob(graphdef, preprocess_fn), params, model_state,
+                         np.asarray(data), batch_size,
+                         jax.random.key(0) if key is None else key,
+                         shd.make_mesh() if mesh is None else mesh)
+
+
+def evaluate_with(log_prob_fn: Callable, params, model_state, data: np.ndarray,
+                  batch_size: int, key, mesh) -> float:
+    """`evaluate_nll` with a compiled ``log_prob_fn(params, model_state, batch, key)``."""
+    if data.shape[0] == 0:
+        raise ValueError("cannot evaluate on an empty split")
+    n_dev = mesh.devices.size
+    batch_size = min(batch_size, -(-data.shape[0] // n_dev) * n_dev)
+    batch_size = -(-batch_size // n_dev) * n_dev
+    sharding = shd.batch_sharded(mesh)
+    total, num_bad = 0.0, 0
+    for i, start in enumerate(range(0, data.shape[0], batch_size)):
+        chunk = data[start:start + batch_size]
+        valid = chunk.shape[0]
+        if valid < batch_size:  # pad with copies of the first example, masked out below
+            pad = np.repeat(chunk[:1], batch_size - valid, axis=0)
+            chunk = np.concatenate([chunk, pad], axis=0)
+        lp = log_prob_fn(params, model_state, jax.device_put(chunk, sharding),
+                         jax.random.fold_in(key, i))[:valid]
+        total += float(jnp.sum(lp))
+        num_bad += int(jnp.sum(jnp.isnan(lp)))
+    if num_bad:
+        raise ValueError(f"log_prob is NaN on {num_bad} of {data.shape[0]} examples "
+                         "(NaN/inf in the data or in the model's parameters)")
+    return -total / data.shape[0]

@@ -1,0 +1,60 @@
+"""`Objective`: what a model family minimizes, declared by the family, run by the loop.
+
+A model family owns its training rule. The loop (`jaxgen.training.train`) never asks which
+family it has; it calls the objective's three methods:
+
+* ``init(model, train_data, key) -> extra``: state the loss threads from step to step
+  (persistent chains, replay buffers, a scheduled-sampling counter); ``{}`` for plain MLE.
+  ``train_data`` is the training split as the model sees it (after preprocessing).
+* ``loss(model, batch, key, extra) -> (loss, extra, metrics)``: a scalar to minimize, the
+  new state and a dict of scalar metrics. The loop has put the model in training mode
+  (``model.train()``: BatchNorm uses batch statistics and updates its running averages).
+* ``finalize(model, data, key) -> (model, results)``: what must happen before the model is
+  evaluated (an energy model's log Z, per-mask numbers), given the data as the model sees
+  it; returns a *new* model (the argument is left unchanged) and a JSON-able dict of results.
+
+Evaluation (validation, test, finalize) runs in eval mode (``model.eval()``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxgen.types import Array, PRNGKey, PyTree
+
+
+def copy_model(model: nnx.Module) -> nnx.Module:
+    """A new module with the same graph and values (``finalize`` edits the copy)."""
+    graphdef, state = nnx.split(model)
+    return nnx.merge(graphdef, state)
+
+
+class Objective:
+    """Base class: plain maximum likelihood, ``L = -(1/B) sum_b log p(x_b)`` nats."""
+
+    def init(self, model: nnx.Module, train_data: Array, key: PRNGKey) -> PyTree:
+        del model, train_data, key
+        return {}
+
+    def loss(self, model: nnx.Module, batch: Array, key: PRNGKey,
+             extra: PyTree) -> tuple[Array, PyTree, dict]:
+        del key
+        nll = -jnp.mean(model.log_prob(batch))  # [B] -> scalar
+        return nll, extra, {"nll": nll}
+
+    def finalize(self, model: nnx.Module, data: Any, key: PRNGKey) -> tuple[nnx.Module, dict]:
+        del data, key
+        return model, {}
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in sorted(vars(self).items()))
+        return f"{type(self).__name__}({fields})"
+
+
+class MaximumLikelihood(Objective):
+    """Mean negative log-likelihood of i.i.d. data (the default objective)."""
+
+
+__all__ = ["MaximumLikelihood", "Objective", "copy_model"]
