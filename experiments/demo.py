@@ -25,7 +25,9 @@ import time
 from absl import app, flags, logging
 
 from experiments.environment import environment_info, environment_line
+from experiments import schema
 from experiments.config_io import load_config
+from experiments.workdir import check_workdir
 from experiments.run import quiet_library_logs, run_experiment
 
 # Configs the demo trains, in report order (experiments/configs/<name>.py).
@@ -128,7 +130,7 @@ def run_demo(workdir: str, config_names=DEMO_CONFIGS, num_steps: int = 0) -> lis
         if num_steps > 0:
             config.train.num_steps = num_steps
         run_dir = os.path.join(workdir, name)
-        reused = os.path.exists(os.path.join(run_dir, "results.json"))
+        reused = check_workdir(run_dir, schema.validate(config).config).kind == "complete"
         logging.info("demo: %s%s", name, " (completed before: reusing it)" if reused else "")
         rows.append(dict(_row(name, run_experiment(config, run_dir)), reused=reused))
     wall_s = time.perf_counter() - t0

@@ -5,7 +5,7 @@ message: ``TypeError`` for a wrong dtype, ``ValueError`` for a wrong shape or va
 
 Shape and dtype checks are static and always run. Value checks (level ranges, finite and
 non-negative probabilities) run only on *concrete* inputs, whose values can be read now:
-NumPy arrays, Python scalars and committed ``jax.Array`` s. They skip cleanly on tracers
+NumPy arrays, Python scalars and jax arrays holding values. They skip cleanly on tracers
 (inside ``jit``/``vmap``/``grad``/``lax.map``), where values do not exist yet; the functions
 that use them document what a traced bad value gives instead (e.g. NaN). A concrete
 ``jax.Array`` captured by a function being traced (a closure under ``jit`` or ``lax.map``)

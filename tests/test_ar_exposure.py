@@ -18,7 +18,7 @@ from jaxgen.autoregressive import (SAMPLING_SCHEDULES, CausalTransformer, LSTMMo
                                    scheduled_sampling_log_prob,
                                    sequential_scheduled_sampling_log_prob)
 from jaxgen.training.state import merge_model, split_model
-from jaxgen.training.steps import nll_loss
+from jaxgen.training import MaximumLikelihood
 from tests.testing import enumerate_grid
 
 EVENT, LEVELS = (3, 4, 1), 5
@@ -113,8 +113,8 @@ def test_p_truth_one_is_teacher_forcing_exactly(name):
         # Through the training-loop loss (constant schedule k = 1): same loss and gradients.
         loss, (metrics, step1) = loss_fn(m, x, key, step0)
         grads = (_grads(lambda mm: loss_fn(mm, x, key, step0)[0], m),
-                 _grads(lambda mm: nll_loss(mm, x, key)[0], m))
-        return log_prob, m.log_prob(x), mixed, loss, nll_loss(m, x, key)[0], metrics, step1, grads
+                 _grads(lambda mm: MaximumLikelihood().loss(mm, x, key, {})[0], m))
+        return log_prob, m.log_prob(x), mixed, loss, MaximumLikelihood().loss(m, x, key, {})[0], metrics, step1, grads
 
     log_prob, tf_log_prob, mixed, loss, tf_loss, metrics, step1, grads = _jit(model, compute)(
         x, key, step0)
@@ -172,7 +172,7 @@ def test_lstm_sequential_version():
     def compute(m, x, key):
         one = sequential_scheduled_sampling_log_prob(m, x, key, 1.0)
         seq = lambda mm: -jnp.mean(sequential_scheduled_sampling_log_prob(mm, x, key, 1.0)[0])
-        grads = (_grads(seq, m), _grads(lambda mm: nll_loss(mm, x, key)[0], m))
+        grads = (_grads(seq, m), _grads(lambda mm: MaximumLikelihood().loss(mm, x, key, {})[0], m))
         zero_log_prob, zero = sequential_scheduled_sampling_log_prob(m, x, key, 0.0)
         params = m.params_from_inputs(m.encode(zero.inputs)).reshape(b, d, -1)  # fed history
         sample_keys = jax.vmap(lambda k: jax.random.split(k)[0])(jax.random.split(key, d))
@@ -224,28 +224,28 @@ def _ss_config(name, num_steps=4, **fields):
 
 
 def test_registry_trains_lstm_with_scheduled_sampling():
-    from experiments.run import build_experiment, run_hooks
+    from experiments.build import build_experiment
+    from jaxgen.autoregressive.objectives import ScheduledSampling
     from jaxgen.training import train
     config = _ss_config("lstm", scheduled_sampling="linear", scheduled_sampling_c=0.1,
                         scheduled_sampling_min=0.75, scheduled_sampling_method="sequential")
     exp = build_experiment(config)
-    kwargs = run_hooks("lstm").train_kwargs(config, exp.dataset)
-    assert set(kwargs) == {"loss_fn", "extra_init"}
-    result = train(exp.model, exp.dataset, config, None, **kwargs)
+    assert isinstance(exp.objective, ScheduledSampling) and exp.objective.method == "sequential"
+    result = train(exp.model, exp.dataset, exp.settings.train, None, objective=exp.objective)
     p_truth = [r["p_truth"] for r in result.history if r["split"] == "train"]
     np.testing.assert_allclose(p_truth, [1.0, 0.9, 0.8, 0.75], atol=1e-6)
 
 
 def test_registry_defaults_keep_teacher_forcing_and_reject_bad_fields():
     from experiments.configs.transformer_digits import get_config
-    from experiments.run import build_experiment, run_hooks, validate_config
+    from experiments.build import build_experiment
+    from jaxgen.autoregressive.objectives import ScheduledSampling
     config = get_config()
     assert config.model.scheduled_sampling == "none"
-    validate_config(config)
-    assert run_hooks("transformer").train_kwargs(config, None) == {}
-    assert set(run_hooks("transformer").train_kwargs(
-        _ss_config("transformer", scheduled_sampling="exponential", scheduled_sampling_k=0.99),
-        None)) == {"loss_fn", "extra_init"}
+    assert type(build_experiment(config).objective) is MaximumLikelihood
+    ss = build_experiment(_ss_config("transformer", scheduled_sampling="exponential",
+                                     scheduled_sampling_k=0.99)).objective
+    assert isinstance(ss, ScheduledSampling) and (ss.schedule, ss.k) == ("exponential", 0.99)
     with pytest.raises(ValueError, match="inverse_sigmoid") as err:
         build_experiment(_ss_config("lstm", scheduled_sampling="cosine"))
     assert "config.model.scheduled_sampling" in str(err.value)

@@ -26,7 +26,10 @@ def _has_while_loop(fn, *args) -> bool:
 
 def _conv_stack(num_layers=3, channels=8, seed=0):
     gen = np.random.default_rng(seed)
-    normal = lambda scale, *shape: jnp.asarray(scale * gen.standard_normal(shape), jnp.float32)
+
+    def normal(scale, *shape):
+        return jnp.asarray(scale * gen.standard_normal(shape), jnp.float32)
+
     x = normal(1.0, 4, 6, 6, channels)  # [B, H, W, C]
     return x, (normal(0.2, num_layers, 3, 3, channels, channels),  # [L, 3, 3, C, C]
                normal(0.1, num_layers, channels))  # [L, C]
@@ -73,13 +76,14 @@ def test_default_follows_the_backend():
 
 
 def _random_model(make, seed):
-    """``make()``'s structure and fixed arrays (masks), parameters ``N(0, 0.3^2)`` from numpy.
+    """``make()``'s structure and fixed arrays (masks); parameters ``N(0, 0.3^2)``, numpy.
 
     Built without running ``make``'s initializers (``jax.random.normal`` compiles for
     seconds per shape on CPU; their outputs are replaced anyway): ``(graphdef, params,
     rest)``."""
     graphdef, params, _ = nnx.split(nnx.eval_shape(make), nnx.Param, ...)
-    rest = jax.jit(lambda: nnx.split(make(), nnx.Param, ...)[2])()  # initializers: dead code
+    # only the non-parameters leave the jit, so XLA drops the initializers as dead code
+    rest = jax.jit(lambda: nnx.split(make(), nnx.Param, ...)[2])()
     gen = np.random.default_rng(seed)
     params = jax.tree.map(
         lambda p: jnp.asarray(0.3 * gen.standard_normal(p.shape), jnp.float32), params)
@@ -128,20 +132,21 @@ MODELS = {"pixelcnn": _pixelcnn, "gated_pixelcnn": _gated_pixelcnn,
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_models_agree_unrolled_and_rolled(name, monkeypatch):
-    make, x, loss = MODELS[name]()
+    make, x, loss_fn = MODELS[name]()
     graphdef, params, rest = _random_model(make, seed=3)
+    loss = lambda params: loss_fn(nnx.merge(graphdef, params, rest), x)
 
-    def value_and_grad(params):
-        return loss(nnx.merge(graphdef, params, rest), x)
-
-    def run():  # a fresh jit, traced with the current switch
-        lowered = jax.jit(jax.value_and_grad(value_and_grad)).lower(params)
+    def value_and_grad():  # a fresh jit, traced under the current switch
+        lowered = jax.jit(jax.value_and_grad(loss)).lower(params)
         return lowered.compile()(params), "while" in lowered.as_text()
 
-    (unrolled, unrolled_has_loop) = run()
-    monkeypatch.setattr(layer_scan_module, "unroll_layers", lambda: False)
-    (rolled, rolled_has_loop) = run()
-    assert rolled_has_loop and (unrolled_has_loop == (not unroll_layers()))
-    assert np.isfinite(unrolled[0]) and any(
-        float(jnp.max(jnp.abs(g))) > 0 for g in jax.tree.leaves(unrolled[1]))
-    chex.assert_trees_all_close(unrolled, rolled, **TOL)
+    unrolled_by_default = unroll_layers()
+    default, default_has_loop = value_and_grad()
+    # the other path (the loop on CPU, unrolled elsewhere)
+    monkeypatch.setattr(layer_scan_module, "unroll_layers", lambda: not unrolled_by_default)
+    other, other_has_loop = value_and_grad()
+    assert default_has_loop == (not unrolled_by_default)
+    assert other_has_loop == unrolled_by_default
+    assert np.isfinite(default[0]) and all(
+        float(jnp.max(jnp.abs(g))) > 0 for g in jax.tree.leaves(default[1]))
+    chex.assert_trees_all_close(default, other, **TOL)

@@ -130,6 +130,9 @@ class ConvEnergy(_NeuralEnergy):
         self._init_common(event_shape, noise_low=noise_low, noise_high=noise_high,
                           sample_steps=sample_steps, step_size=step_size,
                           noise_scale=noise_scale)
+        if len(channels) != 2:
+            raise ValueError(f"ConvEnergy takes two conv widths, channels=(c1, c2), got "
+                             f"{tuple(channels)}")
         c1, c2 = (int(c) for c in channels)
         self.conv1 = nnx.Conv(self.event_shape[-1], c1, (3, 3), rngs=rngs)
         self.conv2 = nnx.Conv(c1, c2, (3, 3), strides=(2, 2), rngs=rngs)
