@@ -4,25 +4,26 @@ import math
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 from flax import nnx
 
-from experiments.run import load_config, run_experiment
+from experiments.config_io import load_config
+from experiments.run import run_experiment
+from experiments.schema import validate
 from jaxgen.data import load_dataset
 from jaxgen.energy import BernoulliRBM, MLPEnergy
 from jaxgen.energy.losses import cd_loss, contrastive_loss, pcd_init, pcd_loss
 from jaxgen.energy.replay_buffer import push_replay, sample_replay
-from jaxgen.training import evaluate_nll, train
+from jaxgen.energy.objectives import ContrastiveDivergence, PersistentContrastiveDivergence
+from jaxgen.training import OptimSettings, TrainSettings, evaluate_nll, train
 from tests.testing import random_rbm
 
 
 def _config(num_steps, lr, name="sgd", **optim):
-    return ml_collections.ConfigDict(dict(
-        seed=0, train=dict(num_steps=num_steps, batch_size=50, steps_per_call=num_steps // 4,
-                           log_every=0, eval_every=0, progress=False),
-        optim=dict(name=name, lr=lr, momentum=0.9, **optim)))
+    return TrainSettings(num_steps=num_steps, batch_size=50, steps_per_call=num_steps // 4,
+                         log_every=0, eval_every=0, progress=False, seed=0,
+                         optim=OptimSettings(name=name, lr=lr, momentum=0.9, **optim))
 
 
 def test_coupling_weight_decay_gradient_is_lambda_w_and_spares_biases():
@@ -60,17 +61,17 @@ def test_contrastive_gradient_is_positive_minus_negative_phase():
 
 
 def test_pcd_and_cd_training_raise_exact_log_likelihood_on_digits():
-    data = load_dataset(ml_collections.ConfigDict({"name": "digits", "binarize": True}))
+    data = load_dataset({"name": "digits", "binarize": True})
     nlls = {}
     for name in ("init", "cd", "pcd", "pcd_persist_hidden"):
         model = BernoulliRBM((8, 8, 1), 12, rngs=nnx.Rngs(0))
         if name == "cd":
-            model = train(model, data, _config(400, 0.05), loss_fn=cd_loss(1)).model
+            model = train(model, data, _config(400, 0.05),
+                          objective=ContrastiveDivergence(1)).model
         elif name.startswith("pcd"):
             persist = name == "pcd_persist_hidden"
-            extra = pcd_init(jax.random.key(0), data.train, 50, model=model if persist else None)
-            result = train(model, data, _config(400, 0.05),
-                           loss_fn=pcd_loss(1, persist_hidden=persist), extra_init=extra)
+            result = train(model, data, _config(400, 0.05), objective=PersistentContrastiveDivergence(
+                1, num_chains=50, persist_hidden=persist))
             model = result.model
         model.log_z.value = model.exact_log_partition()
         nlls[name] = evaluate_nll(model, data.test)
@@ -167,30 +168,33 @@ def test_rbm_digits_run_reports_exact_normalized_nll(tmp_path, persist_hidden):
 
 
 def test_persist_hidden_config_builds_the_hidden_state_and_rejects_cd():
-    from experiments.families.energy import _contrastive_train_kwargs
+    from experiments.build import build_experiment
+    from experiments.schema import ConfigError
     config = load_config("rbm_digits")
     config.model.persist_hidden = True
-    data = load_dataset(config.data)
-    model = BernoulliRBM(data.train.shape[1:], 7, rngs=nnx.Rngs(0))
-    kwargs = _contrastive_train_kwargs(config, data, model)
-    assert kwargs["extra_init"]["hidden"].shape == (config.model.num_chains, 7)
+    config.model.num_hidden = 7
+    exp = build_experiment(config)
+    extra = exp.objective.init(exp.model, exp.preprocessing.init_data, jax.random.key(0))
+    assert extra["hidden"].shape == (config.model.num_chains, 7)
     config.model.loss = "cd"
-    with pytest.raises(ValueError, match="persist_hidden=True needs config.model.loss='pcd'"):
-        _contrastive_train_kwargs(config, data, model)
+    with pytest.raises(ConfigError, match="persist_hidden=True needs config.model.loss='pcd'"):
+        build_experiment(config)
 
 
 def test_ebm_on_8gaussians_covers_all_8_modes():
     """A short training: the grid-normalized density puts mass on every mode, and Langevin
     samples reach every mode."""
-    data = load_dataset(ml_collections.ConfigDict(
-        {"name": "toy2d", "toy_name": "8gaussians", "num_train": 5000, "num_valid": 500,
-         "num_test": 500}))
+    data = load_dataset({"name": "toy2d", "toy_name": "8gaussians", "num_train": 5000,
+                         "num_valid": 500, "num_test": 500})
     config = load_config("ebm_8gaussians")
-    from experiments.families.energy import _neural_train_kwargs, grid_log_partition
+    from experiments.families.energy import langevin_objective
+    from jaxgen.energy.objectives import grid_log_partition
     config.train.update(num_steps=600, steps_per_call=100, batch_size=128)
+    settings = validate(config)
     model = MLPEnergy((2,), (64, 64), rngs=nnx.Rngs(0), noise_low=-4.0, noise_high=4.0,
                       sample_steps=100, step_size=0.005, noise_scale=0.1)
-    model = train(model, data, config, **_neural_train_kwargs(config, data)).model
+    model = train(model, data, settings.train,
+                  objective=langevin_objective(settings.model)).model
     centers = 4 / math.sqrt(2) * np.array([[math.cos(a), math.sin(a)]
                                            for a in np.arange(8) * math.pi / 4])
     xs = np.linspace(-4, 4, 200, dtype=np.float32)

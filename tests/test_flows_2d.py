@@ -3,14 +3,13 @@ import math
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 from flax import nnx
 
 from jaxgen import flows
 from jaxgen.data import load_dataset
-from jaxgen.training import evaluate_nll, train
+from jaxgen.training import OptimSettings, TrainSettings, evaluate_nll, train
 from jaxgen.training.state import merge_model, split_model
 
 
@@ -22,19 +21,18 @@ def _gaussian_nll(train_data, test_data):
 
 
 def _toy_data(toy_name):
-    return load_dataset(ml_collections.ConfigDict(dict(
-        name="toy2d", toy_name=toy_name, num_train=20_000, num_valid=2000, num_test=5000)))
+    return load_dataset(dict(name="toy2d", toy_name=toy_name, num_train=20_000, num_valid=2000,
+                             num_test=5000))
 
 
 def _fit(toy_name, num_steps, **model_fields):
     data = _toy_data(toy_name)
-    model_config = flows.flow_model_config("realnvp", **model_fields)
-    model = flows.build_flow(model_config, data, rngs=nnx.Rngs(0))
-    config = ml_collections.ConfigDict(dict(
-        seed=0, optim=dict(name="adam", lr=3e-3, schedule="cosine"),
-        train=dict(num_steps=num_steps, batch_size=256, steps_per_call=100,
-                   log_every=num_steps, eval_every=num_steps, progress=False)))
-    result = train(model, data, config)
+    model = flows.build_flow("realnvp", data.event_shape, data.train[:512], unit_interval=False,
+                             rngs=nnx.Rngs(0), **model_fields)
+    settings = TrainSettings(num_steps=num_steps, batch_size=256, steps_per_call=100,
+                             log_every=num_steps, eval_every=num_steps, progress=False, seed=0,
+                             optim=OptimSettings(name="adam", lr=3e-3, schedule="cosine"))
+    result = train(model, data, settings)
     gap = _gaussian_nll(data.train, data.test) - evaluate_nll(result.model, data.test)
     return result.model, gap
 

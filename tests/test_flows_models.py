@@ -7,6 +7,7 @@ import scipy.stats
 from flax import nnx
 
 from jaxgen import flows
+from jaxgen.data.preprocessing import uniform_dequantize
 from jaxgen.data import Dataset
 
 IMG = (4, 4, 1)
@@ -123,16 +124,19 @@ def test_temperature_scales_the_latent():
 def test_build_flow_initializes_actnorm_and_checks_config():
     rng = np.random.RandomState(0)
     levels = rng.randint(0, 17, size=(64,) + IMG).astype(np.int32)
-    ds = Dataset("tiny", levels, levels[:8], levels[:8], num_levels=17)
-    config = flows.flow_model_config("glow", num_scales=2, num_steps=2, hidden_channels=4,
-                                     init_batch_size=64)
-    model = flows.build_flow(config, ds, rngs=nnx.Rngs(0))
+    y = uniform_dequantize(jax.random.key(1), levels, 17)
+    model = flows.build_flow("glow", IMG, y, unit_interval=True, num_scales=2, num_steps=2,
+                             hidden_channels=4, rngs=nnx.Rngs(0))
     norms = [m for _, m in nnx.iter_modules(model) if isinstance(m, flows.ActNorm)]
     assert norms and all(np.all(np.asarray(m.initialized[...])) for m in norms)
-    lp = model.log_prob(flows.dequantize_fn(17)(jax.random.key(0), levels[:4]))
+    assert any(isinstance(m, flows.Logit) for _, m in nnx.iter_modules(model))  # [0, 1) inputs
+    lp = model.log_prob(uniform_dequantize(jax.random.key(0), levels[:4], 17))
     assert lp.shape == (4,) and np.all(np.isfinite(lp))
-    with pytest.raises(ValueError, match="unknown config.model"):
-        flows.flow_model_config("glow", num_stepz=3)
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \['num_stepz'\]"):
+        flows.build_flow("glow", IMG, y, unit_interval=True, num_stepz=3, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="dequantize discrete levels first"):
+        flows.build_flow("glow", IMG, levels, unit_interval=True, num_scales=2, num_steps=2,
+                         hidden_channels=4, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="squeezed"):
         flows.Glow((6, 6, 1), num_scales=3, num_steps=1, hidden_channels=2, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match=r"\[B, \*\(4, 4, 1\)\]"):
