@@ -39,6 +39,7 @@ from flax import nnx
 
 from jaxgen import flows
 from jaxgen.data import load_digits
+from jaxgen.data.preprocessing import uniform_dequantize
 from jaxgen.training.state import merge_model, split_model
 
 DIM, HALF, HIDDEN, NUM_COUPLINGS, BATCH = 64, 32, 256, 8, 256
@@ -197,7 +198,7 @@ def compare(quick: bool = False, matmul_gflops: float | None = None) -> dict:
     (``speedup[lib][measurement]`` = ours / theirs in throughput)."""
     rounds, inner = (1, 1) if quick else (7, 5)
     digits = load_digits()
-    x = flows.dequantize_fn(17)(jax.random.key(0), digits.train[:BATCH])
+    x = uniform_dequantize(jax.random.key(0), digits.train[:BATCH], 17)
     x = jnp.asarray(x, jnp.float32).reshape(BATCH, DIM)  # [B, 64]
     ours = jaxgen_flow()
     weights = coupling_weights(ours[0])
