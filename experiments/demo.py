@@ -130,9 +130,10 @@ def run_demo(workdir: str, config_names=DEMO_CONFIGS, num_steps: int = 0) -> lis
         if num_steps > 0:
             config.train.num_steps = num_steps
         run_dir = os.path.join(workdir, name)
-        reused = check_workdir(run_dir, schema.validate(config).config).kind == "complete"
+        settings = schema.validate(config)
+        reused = check_workdir(run_dir, settings.config).kind == "complete"
         logging.info("demo: %s%s", name, " (completed before: reusing it)" if reused else "")
-        rows.append(dict(_row(name, run_experiment(config, run_dir)), reused=reused))
+        rows.append(dict(_row(name, run_experiment(settings, run_dir)), reused=reused))
     wall_s = time.perf_counter() - t0
     env = environment_info()
     os.makedirs(workdir, exist_ok=True)

@@ -36,6 +36,7 @@ from ml_collections import config_dict
 from jaxgen.data import SOURCES
 from jaxgen.data.preprocessing import DEQUANTIZE
 from jaxgen.training import OptimSettings, TrainSettings
+from jaxgen.training.loop import differing_keys  # noqa: F401  (the one config diff)
 
 SECTIONS = ("seed", "data", "model", "train", "optim", "sampler", "eval")
 
@@ -124,14 +125,6 @@ def run_id(config: dict) -> dict:
         section, _, name = key.partition(".")
         out.get(section, {}).pop(name, None)
     return out
-
-
-def differing_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two JSON-like configs."""
-    if not (isinstance(a, dict) and isinstance(b, dict)):
-        return [] if a == b else [prefix.rstrip(".") or "<root>"]
-    return [k for key in sorted(set(a) | set(b))
-            for k in differing_keys(a.get(key), b.get(key), f"{prefix}{key}.")]
 
 
 def _check_keys(section: str | None, values: dict, allowed) -> None:

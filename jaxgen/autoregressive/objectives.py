@@ -9,12 +9,11 @@
 """
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxgen.autoregressive.made import made_loss
 from jaxgen.autoregressive.scheduled_sampling import make_scheduled_sampling_loss
+from jaxgen.mcmc.run import jit
 from jaxgen.training.objective import Objective
 from jaxgen.training.state import merge_model, split_model
 
@@ -40,10 +39,9 @@ class MADEObjective(Objective):
         if model.num_masks == 1:
             return model, {}
         graphdef, params, model_state = split_model(model)
-
-        @jax.jit
-        def per_mask(params, model_state, batch):  # [B, *E] -> [M, B]
-            return merge_model(graphdef, params, model_state).log_prob_per_mask(batch)
+        # Compiled once here, at the top of finalize (the project's one jit wrapper).
+        per_mask = jit(lambda params, model_state, batch:  # [B, *E] -> [M, B]
+                       merge_model(graphdef, params, model_state).log_prob_per_mask(batch))
 
         test = np.asarray(data.test)
         total = np.zeros(model.num_masks)

@@ -90,12 +90,12 @@ def _to_host(tree):
     return jax.tree.map(np.asarray, jax.device_get(tree))
 
 
-def _diff(a, b, prefix="") -> list[str]:
+def differing_keys(a, b, prefix: str = "") -> list[str]:
     """Dotted keys whose values differ between two JSON-like dicts."""
     if not (isinstance(a, dict) and isinstance(b, dict)):
         return [] if a == b else [prefix.rstrip(".") or "<root>"]
-    return [k for key in sorted(set(a) | set(b)) for k in _diff(a.get(key), b.get(key),
-                                                                  f"{prefix}{key}.")]
+    return [k for key in sorted(set(a) | set(b))
+            for k in differing_keys(a.get(key), b.get(key), f"{prefix}{key}.")]
 
 
 def _restore_or_init(ckpt: Checkpointer | None, state: TrainState, best: dict,
@@ -111,7 +111,7 @@ def _restore_or_init(ckpt: Checkpointer | None, state: TrainState, best: dict,
     if ckpt is None or ckpt.latest_step() is None:
         return state, best, _Book()
     state, best, meta = ckpt.restore(ckpt.latest_step(), state, best)
-    diff = _diff(meta.get("run_id", {}), run_id)
+    diff = differing_keys(meta.get("run_id", {}), run_id)
     if diff:
         raise ValueError(f"workdir {workdir} holds checkpoints of a different run (keys "
                          f"{diff}); use a new workdir (nothing was overwritten)")
