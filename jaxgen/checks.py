@@ -218,7 +218,63 @@ def check_at_least(name: str, value, minimum) -> None:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
 
 
-__all__ = ["check_at_least", "check_event_batch", "check_floating_dtype",
+def check_finite(x, owner: str) -> None:
+    """Checks every value of ``x`` is finite when ``x`` is concrete (no NaN, no +-inf).
+
+    Skipped for tracers (under ``jit`` a non-finite input propagates: the result is NaN) and
+    for non-floating dtypes (always finite).
+
+    Raises:
+      ValueError: naming ``owner``, the number of non-finite entries and the shape.
+    """
+    if not is_concrete(x):
+        return
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        return
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.inexact) or x.size == 0:
+        return
+    num_bad = x.size - int(np.count_nonzero(np.isfinite(x)))
+    if num_bad:
+        raise ValueError(f"{owner} got {num_bad} non-finite value(s) (NaN or inf) in an input "
+                         f"of shape {x.shape}; clean or drop them first")
+
+
+def check_count(name: str, value, minimum: int = 1) -> int:
+    """A count argument (``n`` samples, a batch size, a number of steps): an integer
+    ``>= minimum``; returns it as ``int``.
+
+    Raises:
+      TypeError: ``value`` is not an integer (bools and floats are refused).
+      ValueError: ``value < minimum``.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        if not (isinstance(value, (np.ndarray, jax.Array)) and np.ndim(value) == 0
+                and np.issubdtype(np.asarray(value).dtype, np.integer)):
+            raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r} "
+                            f"({type(value).__name__})")
+    value = int(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    return value
+
+
+def check_positive(name: str, value) -> float:
+    """A strictly positive, finite scalar (a temperature, a step size); returns ``float``.
+
+    Raises:
+      ValueError: ``"{name} must be a finite number > 0, got {value}"``.
+    """
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}") from None
+    if not (np.isfinite(v) and v > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return v
+
+
+__all__ = ["check_at_least", "check_count", "check_finite", "check_positive", "check_event_batch", "check_floating_dtype",
            "check_integer_dtype", "check_level_range", "check_levels", "check_probs",
            "check_table_shape", "check_training_data", "concrete_min_max", "is_concrete",
            "resolve_sample_shape"]
