@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxgen.checks import check_event_batch, check_floating_dtype, check_training_data
+from jaxgen.checks import (check_count, check_event_batch, check_finite, check_floating_dtype,
+                           check_training_data)
 from jaxgen.distributions.gaussian import gaussian_log_prob, sample_gaussian
 from jaxgen.types import Array, PRNGKey
 
@@ -35,6 +36,7 @@ class DiagonalGaussian(nnx.Module):
         infinite. Statistics are computed in float64.
         """
         data = check_training_data(data, f"{cls.__name__}.from_moments")
+        check_finite(data, f"{cls.__name__}.from_moments")
         data = data.astype(np.float64)
         model = cls(data.shape[1:], rngs=rngs or nnx.Rngs(0))
         model.mean[...] = jnp.asarray(data.mean(axis=0), jnp.float32)
@@ -45,15 +47,18 @@ class DiagonalGaussian(nnx.Module):
     def log_prob(self, x: Array) -> Array:
         """``[B, *event_shape]`` floats -> ``[B]`` log density in nats.
 
-        Raises TypeError for non-floating data (discrete data must be dequantized first).
+        Raises TypeError for non-floating data (discrete data must be dequantized first) and
+        ValueError for concrete NaN/inf entries.
         """
         x = check_event_batch(x, self.event_shape, type(self).__name__)
         check_floating_dtype(x, f"{type(self).__name__}.log_prob")
+        check_finite(x, f"{type(self).__name__}.log_prob")
         log_probs = gaussian_log_prob(self.mean[...], self.log_std[...], x)  # [B, *E]
         return jnp.sum(log_probs.reshape(x.shape[0], -1), axis=-1)
 
     def sample(self, key: PRNGKey, n: int) -> Array:
         """``n`` draws ``mean + exp(log_std) * eps``, ``[n, *event_shape]`` float32."""
+        n = check_count(f"{type(self).__name__}.sample: n", n)
         return sample_gaussian(key, self.mean[...], self.log_std[...], (n, *self.event_shape))
 
 

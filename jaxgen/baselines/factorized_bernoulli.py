@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxgen.checks import (check_at_least, check_event_batch, check_levels,
+from jaxgen.checks import (check_at_least, check_count, check_event_batch, check_levels,
                            check_training_data)
 from jaxgen.distributions.bernoulli import bernoulli_log_prob, sample_bernoulli
 from jaxgen.types import Array, PRNGKey
@@ -59,6 +59,7 @@ class FactorizedBernoulli(nnx.Module):
 
     def sample(self, key: PRNGKey, n: int) -> Array:
         """``n`` draws, ``[n, *event_shape]`` int32 in {0, 1}."""
+        n = check_count(f"{type(self).__name__}.sample: n", n)
         return sample_bernoulli(key, self.logits[...], (n, *self.event_shape))
 
 

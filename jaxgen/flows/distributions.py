@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxgen.checks import check_count, check_finite, check_positive
 from jaxgen.distributions.logistic import logistic_log_prob
 from jaxgen.flows.base import Bijector, sum_except_batch
 from jaxgen.types import Array, PRNGKey
@@ -18,6 +19,15 @@ _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 def _check_event(x, event_shape, who):
     if tuple(x.shape[1:]) != tuple(event_shape):
         raise ValueError(f"{who} expects [B, *{tuple(event_shape)}], got shape {x.shape}")
+
+
+def _check_sample_args(who, n, temperature):
+    """``n >= 1`` an integer and ``temperature > 0`` finite (a traced temperature, under
+    ``jit``, is passed through unchecked)."""
+    n = check_count(f"{who}.sample: n", n)
+    if isinstance(temperature, jax.core.Tracer):
+        return n, temperature
+    return n, check_positive(f"{who}.sample: temperature", temperature)
 
 
 class StandardNormal(nnx.Module):
@@ -32,6 +42,7 @@ class StandardNormal(nnx.Module):
 
     def sample(self, key: PRNGKey, n: int, temperature: float = 1.0) -> Array:
         """``z = temperature * eps``, ``eps ~ N(0, I)``: ``[n, *event]``."""
+        n, temperature = _check_sample_args(type(self).__name__, n, temperature)
         return temperature * jax.random.normal(key, (n,) + self.event_shape, jnp.float32)
 
 
@@ -48,6 +59,7 @@ class StandardLogistic(nnx.Module):
 
     def sample(self, key: PRNGKey, n: int, temperature: float = 1.0) -> Array:
         """``z = temperature * (log u - log(1 - u))``: ``[n, *event]``."""
+        n, temperature = _check_sample_args(type(self).__name__, n, temperature)
         return temperature * jax.random.logistic(key, (n,) + self.event_shape, jnp.float32)
 
 
@@ -72,7 +84,13 @@ class TransformedDistribution(nnx.Module):
         self.event_shape = tuple(base.event_shape if event_shape is None else event_shape)
 
     def log_prob(self, x: Array) -> Array:  # [B, *event] -> [B]
-        """Exact log-density of each example, in nats."""
+        """Exact log-density of each example, in nats.
+
+        Raises:
+          ValueError: wrong shape, or a concrete input holding NaN/inf (under ``jit`` such an
+            input gives NaN; wrap with `jaxgen.checks` outside the jit to catch it).
+        """
+        check_finite(x, f"{type(self).__name__}.log_prob")
         x = jnp.asarray(x, jnp.float32)
         _check_event(x, self.event_shape, f"{type(self).__name__}.log_prob")
         z, log_det = self.bijector.inverse_and_log_det(x)
@@ -80,13 +98,18 @@ class TransformedDistribution(nnx.Module):
 
     def sample(self, key: PRNGKey, n: int, temperature: float = 1.0) -> Array:
         """``n`` draws ``x = f(T z)``: ``[n, *event]``. ``temperature`` ``T < 1`` scales the
-        base draws towards the mode (Glow's reduced-temperature samples)."""
+        base draws towards the mode (Glow's reduced-temperature samples).
+
+        Raises:
+          TypeError / ValueError: ``n`` not an integer >= 1, ``temperature`` not > 0.
+        """
+        n, temperature = _check_sample_args(type(self).__name__, n, temperature)
         return self.bijector.forward(self.base.sample(key, n, temperature))
 
     def sample_and_log_prob(self, key: PRNGKey, n: int) -> tuple[Array, Array]:
         """Draws and their log-densities in one pass: ``log p(x) = log p_base(z) -
         log|det df/dz|``."""
-        z = self.base.sample(key, n)
+        z = self.base.sample(key, check_count(f"{type(self).__name__}.sample_and_log_prob: n", n))
         x, log_det = self.bijector.forward_and_log_det(z)
         return x, self.base.log_prob(z) - log_det
 

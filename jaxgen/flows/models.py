@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxgen.checks import check_finite
 from jaxgen.flows.actnorm import ActNorm, initialize
 from jaxgen.flows.additive_coupling import AdditiveCoupling
 from jaxgen.flows.affine_coupling import AffineCoupling
@@ -301,7 +302,8 @@ def build_flow(name: str, event_shape: Sequence[int], init_batch, *, unit_interv
       **fields: the model's keyword arguments (defaults: ``NICE_DEFAULTS`` ...).
 
     Raises:
-      ValueError: unknown name or field; integer ``init_batch`` (dequantize first).
+      ValueError: unknown name or field; integer ``init_batch`` (dequantize first); NaN/inf
+        in ``init_batch``.
     """
     if name not in FLOW_MODELS:
         raise ValueError(f"{name!r} is not a flow; known: {sorted(FLOW_MODELS)}")
@@ -317,6 +319,7 @@ def build_flow(name: str, event_shape: Sequence[int], init_batch, *, unit_interv
     if not np.issubdtype(batch.dtype, np.floating):
         raise ValueError(f"a flow's init_batch must hold float inputs as the model sees them, "
                          f"got dtype {batch.dtype} (dequantize discrete levels first)")
+    check_finite(batch, "build_flow: init_batch")
     model = cls(tuple(event_shape), rngs=rngs, **fields)
     initialize(model, jnp.asarray(batch, jnp.float32))
     return model

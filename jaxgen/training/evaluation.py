@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxgen.checks import check_count, check_finite
 from jaxgen.training import sharding as shd
 from jaxgen.training.state import split_model
 from jaxgen.training.steps import make_log_prob_fn
@@ -29,13 +30,17 @@ def evaluate_nll(model: nnx.Module, data, *, batch_size: int = 1000, preprocessi
     dequantization) gets ``fold_in(key, batch_index)``, so repeated evaluations agree.
 
     Raises:
-      ValueError: an empty split, or a NaN log-probability (naming how many examples gave
+      TypeError / ValueError: ``batch_size`` not an integer >= 1.
+      ValueError: NaN/inf in ``data``, an empty split, or a NaN log-probability (naming how many examples gave
         one); an example of probability zero gives an infinite NLL, not an error.
     """
+    batch_size = check_count("evaluate_nll: batch_size", batch_size)
+    data = np.asarray(data)
+    check_finite(data, "evaluate_nll: data")
     graphdef, params, model_state = split_model(model)
     preprocess_fn = preprocessing if preprocessing is not None and preprocessing.active else None
     return evaluate_with(_jitted_log_prob(graphdef, preprocess_fn), params, model_state,
-                         np.asarray(data), batch_size,
+                         data, batch_size,
                          jax.random.key(0) if key is None else key,
                          shd.make_mesh() if mesh is None else mesh)
 
