@@ -266,3 +266,20 @@ def test_cached_epoch_order_gives_the_reference_batches():
         state, m = step(state, data, key, key)
         ref = batch_at_step(data, key, t, 5)
         assert float(m["first"]) == float(ref[0, 0]) and float(m["sum"]) == float(ref.sum()), t
+
+
+def test_ema_is_optax_debiased_ema():
+    """The stored EMA equals optax ``ema(decay, debias=True)`` of the iterates, whatever the
+    starting value (the initial parameters do not enter the average)."""
+    import optax
+
+    from jaxgen.training.steps import debiased_ema_decay
+    decay, rng = 0.99, np.random.RandomState(0)
+    tx = optax.ema(decay, debias=True)
+    opt_state, average = tx.init(jnp.zeros(4)), jnp.full(4, 1e3)
+    for t in range(1, 30):
+        p = jnp.asarray(rng.randn(4), jnp.float32)
+        reference, opt_state = tx.update(p, opt_state)
+        d = debiased_ema_decay(decay, t)
+        average = d * average + (1 - d) * p
+        np.testing.assert_allclose(average, reference, rtol=1e-5, atol=1e-5)

@@ -17,6 +17,26 @@ from jaxgen.training.objective import Objective
 from jaxgen.training.state import TrainState, merge_model, split_model
 
 
+def debiased_ema_decay(decay: float, count):
+    """The decay that keeps a *bias-corrected* EMA directly (optax ``ema(debias=True)``).
+
+    The plain EMA started at zero, ``m_t = d m_{t-1} + (1 - d) p_t``, is corrected by
+    ``1 / (1 - d^t)``. Its corrected value ``a_t = m_t / (1 - d^t)`` obeys
+    ``a_t = d_t a_{t-1} + (1 - d_t) p_t`` with ``d_t = d (1 - d^{t-1}) / (1 - d^t)``, so
+    storing ``a_t`` needs no extra state; ``d_1 = 0`` (the first average is ``p_1``), and the
+    initial parameters never enter the average (a short run with ``d = 0.999`` is not
+    dominated by its random initialization).
+
+    Args:
+      decay: ``d`` in ``[0, 1)``.
+      count: ``t >= 1``, the number of averaged iterates including this one.
+    """
+    count = jnp.asarray(count, jnp.float32)
+    if decay == 0.0:
+        return jnp.zeros((), jnp.float32)
+    return decay * (1.0 - decay ** (count - 1.0)) / (1.0 - decay ** count)
+
+
 def make_train_step(graphdef, optimizer: optax.GradientTransformation, objective: Objective,
                     *, batch_size: int, preprocess_fn: Callable | None = None,
                     ema_decay: float = 0.0, batch_sharding=None, steps_per_call: int = 1):
@@ -26,7 +46,8 @@ def make_train_step(graphdef, optimizer: optax.GradientTransformation, objective
     batch ``batch_at_step(train_data, shuffle_key, t)`` (or the cached epoch order), the key
     ``fold_in(step_key, t)`` (split once more for ``preprocess_fn`` when given), and
     minimizes ``objective.loss``. A non-finite loss or gradient skips the update and records
-    the step in ``state.bad_step``. Returned metrics are those of the last step, plus
+    the step in ``state.bad_step``. ``ema_decay > 0`` keeps a bias-corrected average of the
+    parameters (`debiased_ema_decay`). Returned metrics are those of the last step, plus
     ``loss`` and ``grad_norm``.
     """
 
@@ -75,7 +96,8 @@ def make_train_step(graphdef, optimizer: optax.GradientTransformation, objective
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
         new_ema = state.ema_params
         if state.ema_params is not None:
-            new_ema = jax.tree.map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p,
+            decay = debiased_ema_decay(ema_decay, state.step + 1)
+            new_ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p,
                                    state.ema_params, new_params)
         new_state = TrainState(
             step=state.step + 1,
