@@ -7,11 +7,13 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: setup demo test bench clean
 
-$(STAMP): requirements.txt setup.cfg pyproject.toml
+# The pinned, tested versions (requirements-lock.txt, from requirements.txt's ranges), then
+# jaxgen itself, editable and without dependencies: they are all pinned already.
+$(STAMP): requirements-lock.txt requirements.txt setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt
-	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip install -q -r requirements-lock.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 setup: $(STAMP)
