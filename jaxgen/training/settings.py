@@ -22,12 +22,15 @@ class TrainSettings:
       log_every: train metrics to ``metrics.jsonl`` every this many steps (0: only at the end).
       eval_every: validation NLL every this many steps (0: only at the end).
       checkpoint_every: checkpoint every this many steps (0: only at the end / early stop).
+        A checkpoint is also written at every evaluation, every ``checkpoint_every_s``
+        seconds, and when SIGINT/SIGTERM stops the run (`jaxgen.training.interrupt`).
+      checkpoint_every_s: seconds of training between time-based checkpoints (0: off).
       keep_checkpoints: how many checkpoints to keep.
       patience: stop after this many evaluations without a better validation NLL (0: never).
       ema_decay: decay of the parameters' exponential moving average, evaluated instead of
         the raw parameters when ``> 0``; in ``[0, 1)``.
       eval_batch_size: examples per evaluation batch.
-      progress: show a tqdm bar.
+      progress: show a tqdm bar when stderr is a terminal (never in logs or CI).
       seed: the run's seed; batches, step keys and objective state derive from it.
       optim: the optimizer.
 
@@ -41,6 +44,7 @@ class TrainSettings:
     log_every: int = 100
     eval_every: int = 500
     checkpoint_every: int = 0
+    checkpoint_every_s: float = 300.0
     keep_checkpoints: int = 3
     patience: int = 0
     ema_decay: float = 0.0
@@ -52,8 +56,8 @@ class TrainSettings:
     # Fields that may change when a run resumes from its checkpoints (the one resume
     # policy: `experiments.schema` derives the config keys from it). They change how long
     # the run goes on and what it shows, not the steps already taken.
-    RESUMABLE = ("num_steps", "progress", "log_every", "checkpoint_every", "keep_checkpoints",
-                 "eval_batch_size")
+    RESUMABLE = ("num_steps", "progress", "log_every", "checkpoint_every", "checkpoint_every_s",
+                 "keep_checkpoints", "eval_batch_size")
 
     def __post_init__(self):
         for name in ("num_steps", "batch_size", "steps_per_call", "eval_batch_size",
@@ -68,6 +72,9 @@ class TrainSettings:
                                  f"train.steps_per_call={k}")
         if int(self.patience) < 0:
             raise ValueError(f"train.patience must be >= 0, got {self.patience!r}")
+        if not float(self.checkpoint_every_s) >= 0.0:
+            raise ValueError(f"train.checkpoint_every_s must be >= 0, got "
+                             f"{self.checkpoint_every_s!r}")
         if not 0.0 <= float(self.ema_decay) < 1.0:
             raise ValueError(f"train.ema_decay must be in [0, 1), got {self.ema_decay!r}")
         if not isinstance(self.optim, OptimSettings):
