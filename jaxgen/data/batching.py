@@ -15,13 +15,18 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxgen.checks import check_count
 from jaxgen.types import Array, PRNGKey
 
 
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:
-    """Number of full batches per epoch; raises if the data cannot fill one batch."""
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    """Number of full batches per epoch.
+
+    Raises:
+      TypeError: ``batch_size`` is not an integer (a float or bool is refused, not rounded).
+      ValueError: ``batch_size < 1``, or the data cannot fill one batch.
+    """
+    batch_size = check_count("batch_size", batch_size)
     if num_examples < batch_size:
         raise ValueError(
             f"batch_size={batch_size} is larger than the training set ({num_examples} examples)")

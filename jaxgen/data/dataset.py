@@ -16,6 +16,24 @@ import numpy as np
 SPLITS = ("train", "valid", "test")
 
 
+class DataFileError(ValueError):
+    """A data file cannot be used: unreadable, truncated, or holding unusable arrays.
+
+    The message names the file, what is wrong with it and what to do. A ``ValueError``, so
+    callers that catch bad values catch it too.
+    """
+
+
+class MissingArrayError(DataFileError, KeyError):
+    """A data file lacks an array a split asks for (also a ``KeyError``: a missing key).
+
+    ``str()`` is the plain message (``KeyError`` alone would print it quoted, as a key).
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class Dataset:
     """Train/valid/test splits of one data set.

@@ -35,7 +35,13 @@ def load_digits(binarize: bool = False) -> Dataset:
 
     Returns:
         A discrete `Dataset` named ``"digits"`` (or ``"digits_binarized"``).
+
+    Raises:
+        TypeError: ``binarize`` is not a bool (a string ``"false"`` would be truthy).
     """
+    if not isinstance(binarize, (bool, np.bool_)):
+        raise TypeError(f"binarize must be True or False, got {binarize!r} "
+                        f"({type(binarize).__name__})")
     from sklearn.datasets import load_digits as sklearn_load_digits
 
     images = sklearn_load_digits().images.astype(np.int32)[..., None]  # [1797, 8, 8, 1]

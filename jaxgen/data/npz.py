@@ -1,12 +1,28 @@
-"""A `Dataset` from a user-given ``.npz`` file holding one array per split."""
+"""A `Dataset` from a user-given ``.npz`` file holding one array per split.
+
+Every way a file can be unusable (missing, empty, truncated, not an archive, a missing split,
+arrays of strings or objects, empty or non-finite arrays, splits of different kinds) raises a
+`DataFileError` (a ``ValueError``) or ``FileNotFoundError`` whose message names the file, the
+array and the problem, and says how to fix it, before any array reaches a model.
+"""
 from __future__ import annotations
 
 import os
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
-from jaxgen.data.dataset import Dataset, split_indices
+from jaxgen.data.dataset import DataFileError, Dataset, MissingArrayError, split_indices
+
+# How to write a file `load_npz` reads, quoted by its error messages.
+_RESAVE_HINT = "re-create it with np.savez(path, train=..., valid=..., test=...)"
+# dtype kinds a data set may hold: bool, signed and unsigned integers, floats.
+_NUMERIC_KINDS = {"b": "bool", "i": "integer", "u": "integer", "f": "floating"}
+_KIND_NAMES = {"c": "complex numbers", "U": "strings", "S": "byte strings",
+               "O": "Python objects", "V": "raw or structured records", "M": "datetimes",
+               "m": "timedeltas"}
 
 
 def infer_num_levels(*arrays: np.ndarray) -> int | None:
@@ -31,6 +47,79 @@ def _add_channel_axis(data: np.ndarray) -> np.ndarray:
     return data[..., None] if data.ndim == 3 else data
 
 
+def _open_archive(path: Path):
+    """``np.load(path)`` as an ``NpzFile``, with an error naming the file for every way it
+    can fail to be one."""
+    where = f"npz data file {str(path)!r}"
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except EOFError:
+        raise DataFileError(f"{where} is empty (0 bytes): an interrupted copy or download? "
+                            f"Copy it again or {_RESAVE_HINT}") from None
+    except zipfile.BadZipFile as err:
+        raise DataFileError(f"{where} is not a readable zip archive ({err}): the file is "
+                            f"truncated or corrupt. Copy it again or {_RESAVE_HINT}") from None
+    except ValueError as err:
+        if "pickle" not in str(err):
+            raise DataFileError(f"{where} could not be read: {err}. {_RESAVE_HINT}") from None
+        raise DataFileError(f"{where} is not an .npz archive (it starts with neither the zip "
+                            "nor the .npy header, and pickled data are never loaded): the file "
+                            f"is corrupt or of another format. Copy it again or "
+                            f"{_RESAVE_HINT}") from None
+    except OSError as err:
+        raise DataFileError(f"{where} could not be read ({type(err).__name__}: {err})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataFileError(f"{where} holds a single array of shape {np.shape(archive)} (an "
+                            ".npy file), not an .npz archive of named splits; "
+                            f"{_RESAVE_HINT}")
+    return archive
+
+
+def _read_array(archive, path: Path, key: str, split: str) -> np.ndarray:
+    """One member of the archive, checked to be a usable data array.
+
+    Raises:
+        DataFileError: naming the file, the array and its split, when the member cannot be
+            read (truncated, corrupt, pickled objects), or holds no numbers, no examples,
+            fewer than 2 axes or non-finite values.
+    """
+    where = f"npz data file {str(path)!r}, array {key!r} ({split} split)"
+    try:
+        data = archive[key]
+    except ValueError as err:
+        if "allow_pickle" in str(err):
+            raise DataFileError(f"{where} holds Python objects (dtype=object), which are never "
+                                f"unpickled; store a numeric array; {_RESAVE_HINT}") from None
+        raise DataFileError(f"{where} could not be read ({err}): the file is corrupt. Copy "
+                            f"it again or {_RESAVE_HINT}") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
+        raise DataFileError(f"{where} could not be read ({type(err).__name__}: {err}): the "
+                            f"file is truncated or corrupt. Copy it again or "
+                            f"{_RESAVE_HINT}") from None
+    if data.dtype.kind not in _NUMERIC_KINDS:
+        what = _KIND_NAMES.get(data.dtype.kind, "non-numeric values")
+        raise DataFileError(f"{where} holds {what} (dtype {data.dtype}); a data set needs "
+                            "numbers: bool, integer levels or floats. Convert the array, e.g. "
+                            "x.astype(np.float32) or integer level indices, and re-save it")
+    if data.ndim < 2:
+        raise DataFileError(f"{where}: expected rank >= 2 ([N, *event_shape], e.g. [N, D] "
+                            f"vectors), got shape {data.shape}; add a trailing axis "
+                            "(x[:, None]) for scalar examples")
+    if data.size == 0:
+        raise DataFileError(f"{where} is empty (shape {data.shape}); every split needs at "
+                            "least one example")
+    if data.dtype.kind == "f":
+        finite = np.isfinite(data)
+        num_bad = int(data.size - np.count_nonzero(finite))
+        if num_bad:
+            first = tuple(int(i) for i in np.argwhere(~finite)[0])
+            raise DataFileError(f"npz data file {str(path)!r}, array {key!r}: {num_bad} "
+                                f"non-finite value(s) (NaN or inf) in shape {data.shape} "
+                                f"({split} split), the first at index {first}; drop or "
+                                "repair those examples and re-save the file")
+    return data
+
+
 def load_npz(path: str | os.PathLike, train_key: str = "train",
              valid_key: str | None = "valid", test_key: str = "test",
              num_levels: int | None = None, valid_fraction: float = 0.1, seed: int = 0,
@@ -45,6 +134,9 @@ def load_npz(path: str | os.PathLike, train_key: str = "train",
     ``round(valid_fraction * N_train)`` examples chosen by
     ``np.random.RandomState(seed).permutation`` (see `split_indices`), the rest stay in
     train; both keep the file's order.
+
+    The file is checked before any array is used, so a bad file fails here, naming itself,
+    rather than later inside a model.
 
     Args:
         path: the ``.npz`` file.
@@ -62,32 +154,51 @@ def load_npz(path: str | os.PathLike, train_key: str = "train",
         The validated `Dataset`.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
-        KeyError: a requested key is not in the file (the message lists the keys there).
-        ValueError: ``valid_fraction`` leaves an empty split, or the data are invalid
-            (wrong rank, NaN/inf, values outside ``[0, num_levels)``; see `Dataset`).
+        FileNotFoundError: ``path`` does not exist (or is a directory).
+        MissingArrayError: a requested key is not in the file (the message lists the keys
+            there); a `DataFileError` and a ``KeyError``.
+        DataFileError: (a ``ValueError``) the file is empty, truncated, corrupt, a bare
+            ``.npy`` or not an archive; an array holds strings or objects, is empty, has rank
+            < 2 or non-finite values; splits mix float and integer data; or the data are
+            otherwise invalid (values outside ``[0, num_levels)``, event shapes that
+            disagree; see `Dataset`). The message names the file and the array.
+        ValueError: ``valid_fraction`` leaves an empty split.
     """
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise FileNotFoundError(f"npz data file {str(path.resolve())!r} is a directory, not "
+                                "an .npz file; pass the path of the file itself")
     if not path.is_file():
         raise FileNotFoundError(f"npz data file not found: {str(path.resolve())!r}")
-    with np.load(path, allow_pickle=False) as archive:
+    keys = {"train": train_key, "valid": valid_key, "test": test_key}
+    with _open_archive(path) as archive:
         available = sorted(archive.files)
-        keys = {"train": train_key, "valid": valid_key, "test": test_key}
         for split, key in keys.items():
             if key is not None and key not in available:
-                hint = ("; pass valid_key=None to carve a validation split from train"
-                        if split == "valid" else "")
-                raise KeyError(f"{str(path)!r} has no array {key!r} for the {split} split; "
-                               f"available keys: {available}{hint}")
-        splits = {split: _add_channel_axis(archive[key])
+                hint = (f"pass {split}_key=None to carve a validation split from train, or "
+                        f"valid_key=<one of the keys above>" if split == "valid" else
+                        f"pass {split}_key=<one of the keys above>")
+                raise MissingArrayError(
+                    f"npz data file {str(path)!r} has no array {key!r} for the {split} split; "
+                    f"available keys: {available}; {hint}")
+        splits = {split: _add_channel_axis(_read_array(archive, path, key, split))
                   for split, key in keys.items() if key is not None}
+
+    kinds = {split: "float" if data.dtype.kind == "f" else "integer"
+             for split, data in splits.items()}
+    if len(set(kinds.values())) > 1:
+        described = ", ".join(f"{split} is {splits[split].dtype}" for split in splits)
+        raise DataFileError(f"npz data file {str(path)!r}: the splits mix floating and "
+                            f"integer data ({described}); store every split with the same "
+                            "kind of dtype (integer levels, or floats for continuous data)")
 
     if valid_key is None:
         train = splits["train"]
         num_valid = int(round(valid_fraction * train.shape[0]))
         if not 0 < num_valid < train.shape[0]:
             raise ValueError(f"valid_fraction={valid_fraction} of {train.shape[0]} training "
-                             f"examples leaves an empty train or valid split")
+                             f"examples in {str(path)!r} leaves an empty train or valid "
+                             "split; pass a fraction in (0, 1) that keeps both non-empty")
         valid_index, train_index = split_indices(
             train.shape[0], [num_valid, train.shape[0] - num_valid], seed)
         splits["train"], splits["valid"] = train[train_index], train[valid_index]
@@ -98,4 +209,9 @@ def load_npz(path: str | os.PathLike, train_key: str = "train",
         for split, data in splits.items():
             if data.dtype == np.bool_:
                 splits[split] = data.astype(np.int32)
-    return Dataset(name=name or path.stem, num_levels=num_levels, **splits)
+    try:
+        return Dataset(name=name or path.stem, num_levels=num_levels, **splits)
+    except (TypeError, ValueError) as err:
+        if isinstance(err, TypeError) and "num_levels must be" in str(err):
+            raise  # the argument, not the file
+        raise DataFileError(f"npz data file {str(path)!r}: {err}") from None

@@ -56,11 +56,23 @@ def _open_source(name: str, split: str, data_dir, download: bool):
             + _build_hint(name, data_dir)) from error
 
 
-def _read_all(source, key: str) -> np.ndarray:
-    """Stacks ``example[key]`` over every record of a random-access data source."""
+def _read_all(source, key: str, where: str = "") -> np.ndarray:
+    """Stacks ``example[key]`` over every record of a random-access data source.
+
+    Args:
+      source: a ``tfds.data_source``.
+      key: the feature to read.
+      where: names the data set and split in error messages (``"tfds 'mnist', split
+        'test'"``); defaults to the source's repr.
+
+    Raises:
+      ValueError: the source has no records, or its records' features differ in shape.
+      KeyError: the records have no feature ``key``.
+    """
+    where = where or repr(source)
     num_records = len(source)
     if num_records == 0:
-        raise ValueError(f"{source!r} is empty")
+        raise ValueError(f"{where} is empty (0 records); check the split spec")
     values: list[Any] = []
     for start in range(0, num_records, _READ_CHUNK):
         index = list(range(start, min(start + _READ_CHUNK, num_records)))
@@ -71,9 +83,15 @@ def _read_all(source, key: str) -> np.ndarray:
         try:
             values.extend(example[key] for example in examples)
         except KeyError as error:
-            raise KeyError(f"records of {source!r} have no feature {key!r}; "
+            raise KeyError(f"records of {where} have no feature {key!r}; "
                            f"features: {sorted(examples[0])}") from error
-    return np.stack([np.asarray(value) for value in values])
+    arrays = [np.asarray(value) for value in values]
+    shapes = sorted({a.shape for a in arrays})
+    if len(shapes) > 1:
+        raise ValueError(f"feature {key!r} of {where} has records of different shapes "
+                         f"{shapes[:4]}; a Dataset needs one event shape (resize or pad "
+                         "the images when preparing the data)")
+    return np.stack(arrays)
 
 
 def load_tfds(tfds_name: str, *, data_dir: str | os.PathLike | None = None,
@@ -101,15 +119,23 @@ def load_tfds(tfds_name: str, *, data_dir: str | os.PathLike | None = None,
         floating features as float32.
 
     Raises:
-        ValueError: ``tfds_name`` is not a registered data set, or the data are invalid.
+        ValueError: ``tfds_name`` is not a registered data set, a split is empty, the
+            feature is not numeric or varies in shape, or the data are invalid (NaN/inf in
+            float features, see `Dataset`).
         FileNotFoundError: the data set is not prepared as array_record in ``data_dir``
             (the message gives the ``tfds build`` command).
         KeyError: the records have no ``image_key`` feature.
     """
     specs = {"train": train_split, "valid": valid_split, "test": test_split}
-    splits = {split: _read_all(_open_source(tfds_name, spec, data_dir, download), image_key)
+    splits = {split: _read_all(_open_source(tfds_name, spec, data_dir, download), image_key,
+                               f"tfds data set {tfds_name!r}, split {spec!r}")
               for split, spec in specs.items()}
     dtype = splits["train"].dtype
+    for split, data in splits.items():
+        if data.dtype.kind not in "biuf":
+            raise ValueError(f"feature {image_key!r} of tfds data set {tfds_name!r} "
+                             f"({split} split {specs[split]!r}) holds {data.dtype} values, not "
+                             "numbers; set image_key to a numeric (image) feature")
     if num_levels is None:
         if dtype == np.uint8:
             num_levels = 256

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from jaxgen.checks import check_count
 from jaxgen.data.dataset import Dataset
 
 Sampler = Callable[[np.random.Generator, int], np.ndarray]
@@ -94,6 +95,11 @@ TOY2D_SAMPLERS: dict[str, Sampler] = {
 }
 
 
+def _check_name(name: str) -> None:
+    if name not in TOY2D_SAMPLERS:
+        raise ValueError(f"unknown toy2d density {name!r}; valid names: {sorted(TOY2D_SAMPLERS)}")
+
+
 def sample_toy2d(name: str, num_samples: int, seed: Any = 0) -> np.ndarray:
     """Draws ``num_samples`` points from the named 2D density.
 
@@ -105,11 +111,13 @@ def sample_toy2d(name: str, num_samples: int, seed: Any = 0) -> np.ndarray:
 
     Returns:
         ``[num_samples, 2]`` float32 array of i.i.d. points.
+
+    Raises:
+        ValueError: an unknown ``name`` (listing the valid ones), ``num_samples < 1``.
+        TypeError: ``num_samples`` is not an integer.
     """
-    if name not in TOY2D_SAMPLERS:
-        raise ValueError(f"unknown toy2d density {name!r}; valid names: {sorted(TOY2D_SAMPLERS)}")
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    _check_name(name)
+    num_samples = check_count("num_samples", num_samples)
     points = TOY2D_SAMPLERS[name](np.random.default_rng(seed), num_samples)  # [N, 2]
     return points.astype(np.float32)
 
@@ -130,12 +138,20 @@ def load_toy2d(name: str, num_train: int = 50_000, num_valid: int = 10_000,
 
     Returns:
         ``Dataset(name, train [num_train, 2], valid, test, num_levels=None)``, float32.
+
+    Raises:
+        ValueError: an unknown ``name``; a split size < 1 (the message names the argument,
+            e.g. ``num_train``).
+        TypeError: a split size that is not an integer.
     """
+    _check_name(name)  # before the sizes: a misspelt name is the likelier mistake
+    sizes = {arg: check_count(arg, value) for arg, value in
+             (("num_train", num_train), ("num_valid", num_valid), ("num_test", num_test))}
     train_seed, valid_seed, test_seed = np.random.SeedSequence(seed).spawn(3)
     return Dataset(
         name=name,
-        train=sample_toy2d(name, num_train, train_seed),
-        valid=sample_toy2d(name, num_valid, valid_seed),
-        test=sample_toy2d(name, num_test, test_seed),
+        train=sample_toy2d(name, sizes["num_train"], train_seed),
+        valid=sample_toy2d(name, sizes["num_valid"], valid_seed),
+        test=sample_toy2d(name, sizes["num_test"], test_seed),
         num_levels=None,
     )
