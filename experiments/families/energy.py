@@ -4,7 +4,9 @@ Their ``log_prob`` is unnormalized (``-E(x) - log_z``); each entry's objective
 (`jaxgen.energy.objectives`) trains them (CD-k, PCD, or short-run Langevin from a replay
 buffer) and, in ``finalize``, sets ``log_z`` before the test NLL is computed: exactly by
 enumeration when the model is small enough, else by AIS (its error bar and ESS go to
-``results.json``), or, for 2D neural energies, by normalizing the density on a grid.
+``results.json``), or, for 2D neural energies, by quadrature over the whole plane (nested
+doubling boxes plus an importance-sampled tail; `jaxgen.energy.quadrature`), whose error
+and uncovered mass go to ``results.json`` too.
 """
 from __future__ import annotations
 
@@ -77,10 +79,12 @@ def _fvbm(model_config, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
 
 _NEURAL = dict(langevin_steps=30, step_size=0.005, noise_scale=0.1, grad_clip=0.0,
                reinit_prob=0.05, energy_reg=0.1, buffer_size=10000, noise_margin=0.1,
-               sample_steps=200, log_z="auto", grid_size=400, ais_num_temps=1000,
+               sample_steps=200, log_z="auto", grid_size=400, log_z_tol=1e-4,
+               log_z_max_doublings=12, log_z_tail_samples=65536, ais_num_temps=1000,
                ais_num_runs=100, ais_schedule="sigmoid", ais_step_size=0.001)
 _OBJECTIVE_FIELDS = ("langevin_steps", "reinit_prob", "energy_reg", "grad_clip", "buffer_size",
-                     "noise_margin", "log_z", "grid_size", "ais_num_temps", "ais_num_runs",
+                     "noise_margin", "log_z", "grid_size", "log_z_tol", "log_z_max_doublings",
+                     "log_z_tail_samples", "ais_num_temps", "ais_num_runs",
                      "ais_schedule", "ais_step_size")
 
 
@@ -103,7 +107,8 @@ def _neural_common(model_config, data: ModelData) -> dict:
 @register("ebm_mlp", data_kind="continuous", objective_fn=langevin_objective,
           hidden_sizes=(128, 128), **_NEURAL)
 def _ebm_mlp(model_config, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
-    """MLP energy trained with short-run Langevin + replay buffer; log Z on a grid (2D)/AIS."""
+    """MLP energy trained with short-run Langevin + replay buffer; log Z by quadrature over
+    the plane (2D) or AIS."""
     from jaxgen.energy.neural import MLPEnergy
     return MLPEnergy(data.event_shape, tuple(model_config.hidden_sizes), rngs=rngs,
                      **_neural_common(model_config, data))
