@@ -100,22 +100,67 @@ def differing_keys(a, b, prefix: str = "") -> list[str]:
 
 def _restore_or_init(ckpt: Checkpointer | None, state: TrainState, best: dict,
                      run_id: dict, workdir: str | None):
-    """The latest checkpoint of this run, or the fresh state.
+    """The newest checkpoint of this run that reads back completely, or the fresh state.
+
+    A newer step that cannot be read back (an empty stray step directory, a truncated or
+    garbled file) is skipped for the next older one; the skipped steps are moved aside, not
+    deleted, each with a logged warning (`Checkpointer.set_aside`), so that orbax's keep-N
+    clean-up never removes them and the run can re-save those steps. Resuming from an older
+    step replays the same batches and keys, so the result is the same as an uninterrupted
+    run's. Skipped steps are moved only once the restored step is known to belong to this
+    run, so a refused resume changes nothing.
 
     Returns:
       ``(state, best, book)``.
 
     Raises:
-      ValueError: the checkpoints belong to a run with another ``run_id`` (naming the keys).
+      CheckpointError: (a ``ValueError``) the checkpoints belong to a run with another
+        ``run_id`` (naming the keys), were written by another program or version, or none
+        of them can be restored (listing each with its reason). Nothing is changed then.
     """
-    if ckpt is None or ckpt.latest_step() is None:
+    if ckpt is None:
         return state, best, _Book()
-    state, best, meta = ckpt.restore(ckpt.latest_step(), state, best)
-    diff = differing_keys(meta.get("run_id", {}), run_id)
+    from jaxgen.training.checkpoint import CheckpointError
+
+    try:
+        restored = ckpt.restore_newest(state, best)
+    except CheckpointError:
+        # No step fits this run's state. If the newest one's bookkeeping still reads, say
+        # whether it is another run's (e.g. EMA switched on) rather than "corrupt".
+        steps = ckpt.steps()
+        meta = ckpt.read_meta(steps[-1]) if steps else None
+        if isinstance(meta, dict):
+            _book_from_meta(meta, steps[-1], run_id, workdir, ckpt.directory)
+        raise
+    if restored is None:
+        return state, best, _Book()
+    book = _book_from_meta(restored.meta, restored.step, run_id, workdir, ckpt.directory)
+    for step, reason in restored.skipped:
+        ckpt.set_aside(step, reason)
+    return restored.state, restored.best, book
+
+
+def _book_from_meta(meta, step: int, run_id: dict, workdir: str | None,
+                    directory: str) -> _Book:
+    """The loop's bookkeeping saved with checkpoint ``step``, checked to be this run's."""
+    from jaxgen.training.checkpoint import CheckpointError
+
+    where = f"checkpoint step {step} in {directory}"
+    book = meta.get("book") if isinstance(meta, dict) else None
+    fields = {field.name for field in dataclasses.fields(_Book)}
+    if (not isinstance(book, dict) or not isinstance(meta.get("run_id"), dict)
+            or not set(book) <= fields):
+        found = sorted(meta) if isinstance(meta, dict) else type(meta).__name__
+        raise CheckpointError(f"{where} was not written by this version of jaxgen's training "
+                              f"loop (its meta item holds {found}, expected 'run_id' and a "
+                              f"'book' with keys among {sorted(fields)}); use a new workdir "
+                              "(nothing was changed)")
+    diff = differing_keys(meta["run_id"], run_id)
     if diff:
-        raise ValueError(f"workdir {workdir} holds checkpoints of a different run (keys "
-                         f"{diff}); use a new workdir (nothing was overwritten)")
-    return state, best, _Book(**meta["book"])
+        raise CheckpointError(f"workdir {workdir} holds checkpoints of a different run (keys "
+                              f"{diff} differ, {where}); use a new workdir (nothing was "
+                              "overwritten)")
+    return _Book(**book)
 
 
 def _model_view(dataset, preprocessing, key):

@@ -1,0 +1,366 @@
+"""Bad files and resume (issue 12): every unreadable or odd input names the file or argument,
+says what is wrong and what to do; resume skips damaged checkpoints without deleting them.
+
+Plain top-level tests, no fixtures beyond pytest's ``tmp_path``/``caplog`` and
+``tests/training_fixtures.py``.
+"""
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import zipfile
+
+import chex
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from jaxgen.data import load_dataset, load_npz, load_toy2d, sample_toy2d
+from jaxgen.data.batching import steps_per_epoch
+from jaxgen.data.dataset import DataFileError, MissingArrayError
+from jaxgen.training.checkpoint import CheckpointError
+from tests import training_fixtures as fx
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BINARIZED_MNIST_CONFIG = os.path.join(REPO, "experiments", "configs",
+                                      "factorized_categorical_binarized_mnist.py")
+
+
+def _splits(seed=0, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    return {split: rng.normal(size=(n, 3)).astype(dtype)
+            for split, n in (("train", 20), ("valid", 5), ("test", 5))}
+
+
+def _good_npz(tmp_path, name="good.npz", **arrays):
+    path = tmp_path / name
+    np.savez(path, **(arrays or _splits()))
+    return path
+
+
+# ----------------------------------------------------------------------------- npz files
+
+
+def test_npz_truncated_names_file_and_says_corrupt(tmp_path):
+    raw = _good_npz(tmp_path).read_bytes()
+    path = tmp_path / "truncated.npz"
+    path.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(DataFileError, match=r"truncated\.npz.*not a readable zip archive.*"
+                                            r"truncated or corrupt.*np\.savez"):
+        load_npz(path)
+
+
+def test_npz_garbage_is_not_reported_as_pickled_data(tmp_path):
+    path = tmp_path / "garbage.npz"
+    path.write_bytes(b"this is not an archive " * 20)
+    with pytest.raises(DataFileError, match=r"garbage\.npz.*is not an \.npz archive.*corrupt "
+                                            r"or of another format") as info:
+        load_npz(path)
+    assert "allow_pickle" not in str(info.value)
+
+
+def test_npz_empty_file(tmp_path):
+    path = tmp_path / "empty.npz"
+    path.write_bytes(b"")
+    with pytest.raises(DataFileError, match=r"empty\.npz.*is empty \(0 bytes\).*Copy it again"):
+        load_npz(path)
+
+
+def test_npz_corrupt_member_names_the_array(tmp_path):
+    """A zip whose directory is intact but whose 'valid' member is garbled (bad CRC)."""
+    path = _good_npz(tmp_path, "crc.npz")
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("valid.npy")
+        offset = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    raw = bytearray(path.read_bytes())
+    raw[offset + 140: offset + 160] = b"\xff" * 20  # inside the array data, past the header
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataFileError, match=r"crc\.npz', array 'valid' \(valid split\) could "
+                                            r"not be read.*truncated or corrupt"):
+        load_npz(path)
+
+
+def test_npz_single_npy_array(tmp_path):
+    path = tmp_path / "plain.npz"
+    with open(path, "wb") as f:
+        np.save(f, np.zeros((4, 2)))
+    with pytest.raises(DataFileError, match=r"plain\.npz.*single array of shape \(4, 2\).*"
+                                            r"not an \.npz archive of named splits"):
+        load_npz(path)
+
+
+def test_npz_directory_is_not_a_file(tmp_path):
+    (tmp_path / "data.npz").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"data\.npz.*is a directory"):
+        load_npz(tmp_path / "data.npz")
+
+
+def test_npz_of_strings(tmp_path):
+    words = np.array([["a", "b"]] * 4)
+    path = _good_npz(tmp_path, "strings.npz", train=words, valid=words, test=words)
+    with pytest.raises(DataFileError, match=r"strings\.npz', array 'train' \(train split\) "
+                                            r"holds strings \(dtype <U1\).*needs numbers"):
+        load_npz(path)
+
+
+def test_npz_of_objects_is_never_unpickled(tmp_path):
+    objects = np.array([[{}, 1]] * 3, dtype=object)
+    path = _good_npz(tmp_path, "objects.npz", train=_splits()["train"], valid=objects,
+                     test=objects)
+    with pytest.raises(DataFileError, match=r"objects\.npz', array 'valid'.*Python objects.*"
+                                            r"never unpickled"):
+        load_npz(path)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_npz_missing_split_key_names_file_keys_and_argument(tmp_path, split):
+    arrays = _splits()
+    arrays["other"] = arrays.pop(split)
+    path = _good_npz(tmp_path, "keys.npz", **arrays)
+    with pytest.raises(MissingArrayError, match=rf"keys\.npz' has no array '{split}' for the "
+                                                rf"{split} split; available keys: .*'other'.*"
+                                                rf"pass {split}_key="):
+        load_npz(path)
+
+
+def test_npz_missing_valid_key_suggests_none_and_is_a_key_error(tmp_path):
+    arrays = _splits()
+    del arrays["valid"]
+    path = _good_npz(tmp_path, "novalid.npz", **arrays)
+    with pytest.raises(KeyError) as info:
+        load_npz(path)
+    assert isinstance(info.value, ValueError)  # a DataFileError too
+    assert re.search(r"novalid\.npz' has no array 'valid'.*valid_key=None", str(info.value))
+    assert not str(info.value).startswith(('"', "'"))  # not quoted like a bare KeyError
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_npz_non_finite_floats_are_refused_by_the_loader(tmp_path, value):
+    arrays = _splits()
+    arrays["valid"][2, 1] = value
+    path = _good_npz(tmp_path, "nonfinite.npz", **arrays)
+    with pytest.raises(DataFileError, match=r"nonfinite\.npz', array 'valid': 1 non-finite "
+                                            r"value\(s\) \(NaN or inf\).*index \(2, 1\).*"
+                                            r"re-save"):
+        load_npz(path)
+
+
+def test_npz_empty_split_array(tmp_path):
+    arrays = _splits()
+    arrays["test"] = np.zeros((0, 3), np.float32)
+    path = _good_npz(tmp_path, "emptysplit.npz", **arrays)
+    with pytest.raises(DataFileError, match=r"emptysplit\.npz', array 'test' \(test split\) "
+                                            r"is empty \(shape \(0, 3\)\)"):
+        load_npz(path)
+
+
+def test_npz_mixed_float_and_integer_splits(tmp_path):
+    arrays = _splits()
+    arrays["valid"] = np.zeros((5, 3), np.int64)
+    path = _good_npz(tmp_path, "mixed.npz", **arrays)
+    with pytest.raises(DataFileError, match=r"mixed\.npz': the splits mix floating and "
+                                            r"integer data \(train is float32, valid is int64"):
+        load_npz(path)
+
+
+def test_npz_levels_out_of_range_name_the_file(tmp_path):
+    levels = np.full((4, 2), 3)
+    path = _good_npz(tmp_path, "levels.npz", train=levels, valid=levels, test=levels)
+    with pytest.raises(DataFileError, match=r"levels\.npz'.*split 'train'.*\[0, 2\).*max 3"):
+        load_npz(path, num_levels=2)
+
+
+def test_npz_through_load_dataset_names_the_file(tmp_path):
+    arrays = _splits()
+    arrays["train"][0, 0] = np.nan
+    path = _good_npz(tmp_path, "cfg.npz", **arrays)
+    with pytest.raises(DataFileError, match=r"cfg\.npz', array 'train': 1 non-finite"):
+        load_dataset({"name": "npz", "path": str(path)})
+
+
+# ----------------------------------------------------------------------------- small ones
+
+
+@pytest.mark.parametrize("argument", ["num_train", "num_valid", "num_test"])
+def test_toy2d_split_size_error_names_the_argument_passed(argument):
+    with pytest.raises(ValueError, match=rf"^{argument} must be an integer >= 1, got 0$"):
+        load_toy2d("moons", **{argument: 0})
+
+
+def test_toy2d_float_size_is_refused_not_truncated():
+    with pytest.raises(TypeError, match=r"num_train must be an integer >= 1, got 10\.5"):
+        load_toy2d("moons", num_train=10.5)
+    with pytest.raises(ValueError, match="num_samples must be an integer >= 1, got -1"):
+        sample_toy2d("moons", -1)
+
+
+def test_toy2d_unknown_name_comes_before_sizes():
+    with pytest.raises(ValueError, match="unknown toy2d density 'moon'"):
+        load_toy2d("moon", num_train=0)
+
+
+@pytest.mark.parametrize("batch_size, error, match", [
+    (0, ValueError, r"batch_size must be an integer >= 1, got 0"),
+    (-4, ValueError, r"batch_size must be an integer >= 1, got -4"),
+    (2.0, TypeError, r"batch_size must be an integer >= 1, got 2\.0 \(float\)"),
+    (True, TypeError, r"batch_size must be an integer >= 1, got True \(bool\)"),
+])
+def test_batch_size_must_be_a_count(batch_size, error, match):
+    with pytest.raises(error, match=match):
+        steps_per_epoch(100, batch_size)
+    assert steps_per_epoch(100, np.int64(8)) == 12
+
+
+def test_digits_binarize_must_be_a_bool():
+    from jaxgen.data import load_digits
+    with pytest.raises(TypeError, match=r"binarize must be True or False, got 'false'"):
+        load_digits(binarize="false")
+
+
+# ----------------------------------------------------------------------------- resume
+
+
+class _Stop(Exception):
+    """Raised by `_stop_after` to interrupt a run in this process."""
+
+
+def _stop_after(step_to_stop: int):
+    """A train callback that interrupts the run after step ``step_to_stop`` (its checkpoint
+    is on disk by then), like `fx.kill_at` but without a subprocess."""
+    def callback(step, state):
+        if step >= step_to_stop:
+            raise _Stop(step)
+    return callback
+
+
+def _params_of(model):
+    return jax.tree.map(np.asarray, nnx.state(model, nnx.Param))
+
+
+def _steps(directory):
+    return sorted(int(name) for name in os.listdir(directory) if name.isdigit())
+
+
+def _interrupted_run(workdir, stop_at=40):
+    with pytest.raises(_Stop):
+        fx.run(str(workdir), callback=_stop_after(stop_at), checkpoint_every=10)
+    return workdir / "checkpoints"
+
+
+def _garble_arrays(step_dir):
+    """Overwrites the array data of a checkpoint's state with garbage (sizes change too)."""
+    files = [p for p in (step_dir / "state").rglob("*") if p.is_file() and p.parent.name == "d"]
+    assert files, list((step_dir / "state").rglob("*"))
+    for path in files:
+        path.write_bytes(b"garbage")
+
+
+def test_resume_skips_a_corrupt_and_an_empty_newer_checkpoint_and_replays_exactly(
+        tmp_path, caplog):
+    straight = fx.run(str(tmp_path / "a"), checkpoint_every=10)
+    ckpts = _interrupted_run(tmp_path / "b")
+    assert _steps(ckpts) == [20, 30, 40]
+    _garble_arrays(ckpts / "40")
+    (ckpts / "999").mkdir()  # a stray empty step directory, newer than everything
+    with caplog.at_level(logging.WARNING, logger="jaxgen.training.checkpoint"):
+        resumed = fx.run(str(tmp_path / "b"), checkpoint_every=10)
+    # Restored from step 30 and replayed 31..60: the same parameters as one straight run.
+    assert resumed.train_steps == 60
+    chex.assert_trees_all_equal(_params_of(straight.model), _params_of(resumed.model))
+    assert resumed.best_valid_nll == straight.best_valid_nll
+    # The skipped steps are kept, moved out of orbax's reach (its keep-3 clean-up ran after
+    # saves 40, 50, 60 and removed only the good 20 and 30), each with its reason.
+    skipped = tmp_path / "b" / "checkpoints_skipped"
+    assert sorted(os.listdir(skipped)) == ["40", "40.reason.txt", "999", "999.reason.txt"]
+    assert os.listdir(skipped / "999") == []
+    assert {p.read_bytes() for p in (skipped / "40" / "state").rglob("*")
+            if p.is_file() and p.parent.name == "d"} == {b"garbage"}
+    assert "empty directory" in (skipped / "999.reason.txt").read_text()
+    assert _steps(ckpts) == [40, 50, 60]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(re.search(r"checkpoint step 999 in .*checkpoints could not be read back "
+                         r"\(.*999 is an empty directory.*moved, not deleted, to "
+                         r".*checkpoints_skipped/999", m) for m in warnings), warnings
+    assert any(re.search(r"checkpoint step 40 .*could not be read back \(.*Error reading.*"
+                         r"moved, not deleted", m) for m in warnings), warnings
+
+
+def test_resume_names_the_truncated_json_file(tmp_path, caplog):
+    ckpts = _interrupted_run(tmp_path, stop_at=30)
+    meta = ckpts / "30" / "meta" / "metadata"
+    meta.write_text(meta.read_text()[:40])
+    with caplog.at_level(logging.WARNING, logger="jaxgen.training.checkpoint"):
+        fx.run(str(tmp_path), checkpoint_every=10)
+    reason = (tmp_path / "checkpoints_skipped" / "30.reason.txt").read_text()
+    assert re.search(r"30/meta/metadata is not valid JSON \(JSONDecodeError: .*\): truncated "
+                     r"or corrupt", reason), reason
+    assert any("30/meta/metadata is not valid JSON" in r.getMessage() for r in caplog.records)
+
+
+def test_resume_with_no_readable_checkpoint_refuses_and_changes_nothing(tmp_path):
+    ckpts = _interrupted_run(tmp_path, stop_at=20)
+    assert _steps(ckpts) == [10, 20]
+    _garble_arrays(ckpts / "20")
+    state_meta = ckpts / "10" / "state" / "_METADATA"
+    state_meta.write_text(state_meta.read_text()[:100])
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    with pytest.raises(CheckpointError, match=r"none of the 2 checkpoint\(s\) in .*checkpoints "
+                                              r"can be restored \(step 20: .*Error reading.*; "
+                                              r"step 10: .*10/state/_METADATA is not valid "
+                                              r"JSON.*\)\..*Nothing was changed.*new workdir"):
+        fx.run(str(tmp_path), checkpoint_every=10)
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
+
+
+def test_checkpoint_of_another_program_is_a_clear_error(tmp_path):
+    import orbax.checkpoint as ocp
+    manager = ocp.CheckpointManager(str(tmp_path / "checkpoints"))
+    manager.save(5, args=ocp.args.Composite(params=ocp.args.StandardSave({"w": np.ones(3)})))
+    manager.wait_until_finished()
+    manager.close()
+    with pytest.raises(CheckpointError, match=r"step 5: .*checkpoints/5 lacks the item\(s\) "
+                                              r"\['state', 'best', 'meta'\] \(not a complete "
+                                              r"jaxgen training checkpoint"):
+        fx.run(str(tmp_path))
+    assert _steps(tmp_path / "checkpoints") == [5]
+    assert not (tmp_path / "checkpoints_skipped").exists()
+
+
+def test_checkpoint_of_another_model_is_a_clear_error(tmp_path):
+    from jaxgen.training import train
+    fx.run(str(tmp_path), num_steps=20)
+    data3 = fx.tiny_data()
+    data3.train, data3.valid = np.tile(data3.train, (1, 2))[:, :3], None
+    data3.num_dims = 3
+    with pytest.raises(CheckpointError, match=r"none of the 1 checkpoint\(s\).*step 20: "
+                                              r"ValueError: Requested shape: \(3,\) is not "
+                                              r"compatible with the stored shape: \(2,\)\.\)\. "
+                                              r"They are corrupt, or were written by another "
+                                              r"program, model or version"):
+        train(fx.TinyFlow(3, rngs=nnx.Rngs(0)), data3, fx.tiny_settings(num_steps=40),
+              str(tmp_path), objective=fx.NoisyNLL())
+    assert _steps(tmp_path / "checkpoints") == [20]
+
+
+def test_checkpoint_of_another_run_names_the_keys(tmp_path):
+    fx.run(str(tmp_path), num_steps=20)
+    with pytest.raises(CheckpointError, match=rf"workdir {re.escape(str(tmp_path))} holds "
+                                              r"checkpoints of a different run \(keys "
+                                              r"\['ema_decay', 'optim.lr'\] differ, checkpoint "
+                                              r"step 20.*use a new workdir"):
+        fx.run(str(tmp_path), num_steps=40, ema_decay=0.5, optim=dict(lr=0.5))
+    assert _steps(tmp_path / "checkpoints") == [20]
+
+
+def test_checkpoint_of_another_loop_version_is_a_clear_error(tmp_path):
+    fx.run(str(tmp_path), num_steps=20)
+    meta_path = tmp_path / "checkpoints" / "20" / "meta" / "metadata"
+    meta = json.loads(meta_path.read_text())
+    meta["book"]["from_the_future"] = 1
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=r"checkpoint step 20 in .* was not written by "
+                                              r"this version of jaxgen's training loop"):
+        fx.run(str(tmp_path), num_steps=40)
