@@ -3,6 +3,10 @@
 Flags only; the run itself is `experiments.run.run_experiment`. Any config leaf can be
 overridden, e.g. ``--config.train.num_steps=200 --config.optim.lr=3e-4``; an unknown key
 (``--config.train.nonsense=1``) or a value of the wrong type stops before anything runs.
+Values are read as the schema's types: ``--config.data.valid_key=None`` (or ``none``,
+``null``) sets None, for any key (the schema then says whether None is allowed there);
+``true``/``false`` are bools, and numbers are numbers even where the config file holds
+None or an int where the schema expects a float (`experiments.config_io.parse_value`).
 Examples::
 
     python -m experiments.main --config experiments/configs/diagonal_gaussian_moons.py \\
@@ -15,11 +19,15 @@ from __future__ import annotations
 
 import re
 import sys
+from typing import NamedTuple
 
+import ml_collections
 from absl import app, flags
 from ml_collections import config_flags
 
-from experiments.config_io import find_unknown_key, load_config
+from experiments.config_io import (NULL_LITERALS, check_config_file, expected_type,
+                                   find_unknown_key, get_value, load_config, parse_value,
+                                   set_value)
 from experiments.run import quiet_library_logs, run_experiment
 from experiments.schema import ConfigError
 from experiments.workdir import WorkdirError
@@ -32,6 +40,8 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory of the run.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 _OVERRIDE = re.compile(r"^--?config\.([\w.]+)")
+_OVERRIDE_VALUE = re.compile(r"^--?config\.([\w.]+)=(.*)$", re.DOTALL)
+_FATAL = "FATAL Flags parsing error: "
 
 
 def _config_path(argv: list[str]) -> str | None:
@@ -43,29 +53,133 @@ def _config_path(argv: list[str]) -> str | None:
     return None
 
 
-def parse_flags(argv: list[str]) -> list[str]:
-    """absl flag parsing, with a clear message for unknown ``--config.KEY`` overrides.
+class _Override(NamedTuple):
+    """One ``--config.KEY=VALUE`` on the command line: ``argv[start:stop]``."""
 
-    ml_collections rejects them with a bare ``AttributeError: 'KEY'``; this names the full
-    key and lists the valid ones at that level.
+    key: str
+    text: str
+    start: int
+    stop: int
+    deferred: bool  # parsed by `parse_flags` after absl, not by ml_collections
+
+
+def _field_type(config, key: str) -> type | None:
+    """The type ml_collections parses ``--config.KEY`` values as: that of the config's
+    field (a placeholder's declared type, ``NoneType`` for a None field)."""
+    parent, _, last = key.rpartition(".")
+    node = get_value(config, parent) if parent else config
+    return node.get_type(last) if isinstance(node, ml_collections.ConfigDict) else None
+
+
+def _overrides(argv: list[str], config) -> list[_Override]:
+    """Every ``--config.KEY=VALUE`` (or ``--config.KEY None``) of ``argv``, marking those
+    ml_collections cannot read as the schema means them: None literals, and keys whose
+    config value has another type than the schema's (None in a config from JSON, an int
+    where a float is expected)."""
+    found, i = [], 0
+    while i < len(argv):
+        match = _OVERRIDE_VALUE.match(argv[i])
+        if match:
+            key, text, stop = match[1], match[2], i + 1
+        elif (_OVERRIDE.match(argv[i]) and "=" not in argv[i] and i + 1 < len(argv)
+              and argv[i + 1] in NULL_LITERALS):
+            key, text, stop = _OVERRIDE.match(argv[i])[1], argv[i + 1], i + 2
+        else:
+            i += 1
+            continue
+        deferred = text in NULL_LITERALS
+        if not deferred and config is not None and find_unknown_key(config, key) is None:
+            expected, current = expected_type(config, key), _field_type(config, key)
+            deferred = (expected is not None and current is not None
+                        and not issubclass(current, ml_collections.ConfigDict)
+                        and current is not expected)
+        found.append(_Override(key, text, i, stop, deferred))
+        i = stop
+    return found
+
+
+def _split_overrides(argv: list[str], config) -> tuple[list[str], dict[str, str]]:
+    """``argv`` without the deferred overrides, and those as ``{key: text}``. The last
+    occurrence of a key wins, as with absl: a deferred one removes every earlier one of its
+    key, and a later ordinary one drops the earlier deferred ones."""
+    overrides = _overrides(argv, config)
+    last = {o.key: o for o in overrides}
+    drop = {i for o in overrides if o.deferred or last[o.key].deferred
+            for i in range(o.start, o.stop)}
+    deferred = {key: o.text for key, o in last.items() if o.deferred}
+    return [arg for i, arg in enumerate(argv) if i not in drop], deferred
+
+
+def _exit_unknown_key(config, unknown: str, arg: str):
+    parent = unknown.rpartition(".")[0]
+    node = config
+    for part in filter(None, parent.split(".")):
+        node = node[part]
+    sys.exit(f"{_FATAL}unknown config key 'config.{unknown}' in {arg!r}; valid keys of "
+             f"config{'.' + parent if parent else ''}: {sorted(node.keys())}")
+
+
+def _preload(path: str | None):
+    """The ``--config`` config, loaded before absl does, or None.
+
+    A missing file, a config that cannot load for a reason `load_config` names (a missing
+    JSON record behind ``from_json.py``) stop here with that message; other errors are left
+    to absl, which reports them with their traceback.
     """
+    if path is None:
+        return None
+    file = path.partition(":")[0]
     try:
-        return app.parse_flags_with_usage(argv)
+        check_config_file(file)
+        return load_config(path) if file.endswith(".py") else None
+    except ConfigError as err:
+        sys.exit(f"{_FATAL}--config={path}: {err}")
+    except Exception:  # noqa: BLE001  (absl reports it with the traceback)
+        return None
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl flag parsing, with clear messages for a missing ``--config`` file and unknown
+    ``--config.KEY`` overrides, and values read as the schema's types.
+
+    ml_collections rejects unknown keys with a bare ``AttributeError: 'KEY'``; this names
+    the full key and lists the valid ones at that level. It reads a value by the type the
+    config file happens to hold, so ``None`` would arrive as the string ``'None'`` and a
+    field that is None in the file could not be overridden at all; those overrides are
+    parsed here, by the schema's type (`experiments.config_io.parse_value`), after absl.
+    """
+    path = _config_path(argv)
+    preloaded = _preload(path)
+    kept, deferred = _split_overrides(argv, preloaded)
+    saved_argv = sys.argv
+    sys.argv = kept  # ml_collections finds the overrides in sys.argv, not in its argument
+    try:
+        remaining = app.parse_flags_with_usage(kept)
     except (AttributeError, KeyError) as err:
-        path = _config_path(argv)
-        config = load_config(path) if path else None
+        config = preloaded if preloaded is not None else (load_config(path) if path else None)
         for arg in argv:
             match = _OVERRIDE.match(arg)
             unknown = match and config is not None and find_unknown_key(config, match[1])
             if unknown:
-                parent = unknown.rpartition(".")[0]
-                node = config
-                for part in filter(None, parent.split(".")):
-                    node = node[part]
-                sys.exit(f"FATAL Flags parsing error: unknown config key 'config.{unknown}' "
-                         f"in {arg!r}; valid keys of config{'.' + parent if parent else ''}: "
-                         f"{sorted(node.keys())}")
+                _exit_unknown_key(config, unknown, arg)
         raise err
+    finally:
+        sys.argv = saved_argv
+    config = _CONFIG.value
+    if not isinstance(config, (ml_collections.ConfigDict, dict)):
+        error = getattr(config, "_error", None)  # ml_collections defers a file's IOError
+        sys.exit(f"{_FATAL}--config={path}: the config could not be loaded"
+                 + (f" ({type(error).__name__}: {error})" if error else
+                    f" (get_config() returned a {type(config).__name__})"))
+    for key, text in deferred.items():
+        unknown = find_unknown_key(config, key)
+        if unknown:
+            _exit_unknown_key(config, unknown, f"--config.{key}={text}")
+        try:
+            set_value(config, key, parse_value(key, text, expected_type(config, key)))
+        except ConfigError as err:
+            sys.exit(f"{_FATAL}{err}")
+    return remaining
 
 
 def main(argv: list[str]) -> None:

@@ -62,6 +62,9 @@ DATA_FIELDS = {
 }
 # Fields every data section has.
 DATA_COMMON = dict(dequantize="none")
+# Fields that may also be None although their default is not (the loader gives None a
+# meaning: ``valid_key=None`` carves the validation split from train).
+NULLABLE_KEYS = ("data.valid_key",)
 
 _NOT_IN_SECTION = ("seed", "optim")
 TRAIN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainSettings)
@@ -159,7 +162,8 @@ def _typed(section: str, values: dict, defaults: dict) -> dict:
             out[key] = None if isinstance(default, config_dict.FieldReference) else default
             continue
         value = values[key]
-        optional = default is None or isinstance(default, config_dict.FieldReference)
+        optional = (default is None or isinstance(default, config_dict.FieldReference)
+                    or f"{section}.{key}" in NULLABLE_KEYS)
         expected = (default.get_type() if isinstance(default, config_dict.FieldReference)
                     else type(default))
         if not (value is None and optional or default is None):

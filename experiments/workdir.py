@@ -35,12 +35,28 @@ def write_json(path: str, obj) -> None:
 
 
 def _read_json(path: str) -> dict:
+    """A workdir's JSON record (``config.json``, ``results.json``) as a dict.
+
+    Raises:
+      WorkdirError: the file cannot be read, is not valid JSON (truncated by a full disk or
+        an interrupted copy) or holds no JSON object; naming the file and what to do. The
+        file is left as it is.
+    """
+    advice = ("it was left as it is: move it away (or restore it from the run's other "
+              "record: results.json embeds the config) or choose a new --workdir")
     try:
-        with open(path) as f:
-            return json.load(f)
+        with open(path, "rb") as f:
+            loaded = json.loads(f.read().decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise WorkdirError(f"{path} is not valid JSON ({err}); it was left as it is: move it "
-                           "away or choose a new --workdir") from None
+        raise WorkdirError(f"{path} is not valid JSON ({err}): truncated or corrupt; "
+                           f"{advice}") from None
+    except OSError as err:
+        raise WorkdirError(f"{path} could not be read ({type(err).__name__}: {err}); "
+                           f"{advice}") from None
+    if not isinstance(loaded, dict):
+        raise WorkdirError(f"{path} holds a JSON {type(loaded).__name__}, not the object a "
+                           f"run writes; {advice}")
+    return loaded
 
 
 def check_workdir(workdir: str, config: dict) -> WorkdirStatus:
@@ -49,7 +65,8 @@ def check_workdir(workdir: str, config: dict) -> WorkdirStatus:
 
     Raises:
       WorkdirError: the workdir's ``config.json`` differs from ``config`` in keys other than
-        `schema.RESUMABLE_KEYS`, or it holds run files but no ``config.json``.
+        `schema.RESUMABLE_KEYS`, or it holds run files but no ``config.json``, or its
+        ``config.json`` or ``results.json`` is unreadable or corrupt (`_read_json`).
     """
     config_path = os.path.join(workdir, "config.json")
     if not os.path.exists(config_path):
@@ -96,6 +113,8 @@ def last_logged_steps_per_s(workdir: str) -> float:
                     record = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a line cut short by a killed process
+                if not isinstance(record, dict):
+                    continue
                 if record.get("split") == "train" and record.get("steps_per_s"):
                     rate = float(record["steps_per_s"])
     return rate

@@ -364,3 +364,178 @@ def test_checkpoint_of_another_loop_version_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match=r"checkpoint step 20 in .* was not written by "
                                               r"this version of jaxgen's training loop"):
         fx.run(str(tmp_path), num_steps=40)
+
+
+# ----------------------------------------------------------------------------- configs
+
+
+def _cli(*args, script=None):
+    env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu")
+    command = ["-c", script, *args] if script else ["-m", "experiments.main", *args]
+    return subprocess.run([sys.executable, *command], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def _tiny_binary_npz(path, with_valid=False):
+    rng = np.random.default_rng(0)
+    sizes = (("train", 40), ("valid", 8), ("test", 8)) if with_valid else (("train", 40),
+                                                                           ("test", 8))
+    np.savez(path, **{split: (rng.random((n, 3, 3)) < 0.4).astype(np.uint8)
+                      for split, n in sizes})
+    return str(path)
+
+
+def test_cli_valid_key_none_carves_validation_from_train(tmp_path):
+    """``--config.data.valid_key=None`` reaches the loader as None (not the string 'None',
+    whose error recommended exactly what was typed)."""
+    workdir = tmp_path / "run"
+    proc = _cli("--config", BINARIZED_MNIST_CONFIG, "--workdir", str(workdir),
+                f"--config.data.path={_tiny_binary_npz(tmp_path / 'novalid.npz')}",
+                "--config.data.valid_key=None", "--config.data.num_levels=none",
+                "--config.train.progress=false", "--config.train.num_steps=4",
+                "--config.train.steps_per_call=2", "--config.train.batch_size=8",
+                "--config.train.log_every=2", "--config.train.eval_every=2",
+                "--config.sampler.num_samples=4", "--config.sampler.timing_repeats=1",
+                "--config.eval.num_plot_samples=4")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    config = json.loads((workdir / "config.json").read_text())
+    assert config["data"]["valid_key"] is None and config["data"]["num_levels"] is None
+    assert config["train"]["progress"] is False
+    results = json.loads((workdir / "results.json").read_text())
+    assert results["train_steps"] == 4 and np.isfinite(results["valid_nll_nats"])
+
+
+_PARSE_ONLY = """
+import json, sys
+from experiments import main
+main.parse_flags(sys.argv)
+config = main._CONFIG.value
+print("CONFIG=" + json.dumps(config.to_dict()))
+"""
+
+
+def _parsed(*args):
+    proc = _cli(*args, script=_PARSE_ONLY)
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("CONFIG=")]
+    return proc, (json.loads(lines[0][len("CONFIG="):]) if lines else None)
+
+
+def test_cli_values_parse_as_the_schema_types_even_where_the_file_holds_none(tmp_path):
+    """A run's JSON record holds None fields (ml_collections could not override them) and an
+    int where the schema expects a float (ml_collections read '3e-4' as an int)."""
+    from experiments.config_io import load_config
+    raw = load_config("factorized_categorical_binarized_mnist").to_dict()
+    raw["data"].update(num_levels=None, valid_key=None)
+    raw["optim"]["lr"] = 1
+    record = tmp_path / "config.json"
+    record.write_text(json.dumps(raw))
+    proc, config = _parsed(
+        "--config", f"experiments/configs/from_json.py:{record}", "--workdir", "unused",
+        "--config.data.num_levels=2", "--config.data.valid_key=None",
+        "--config.data.valid_key=held_out", "--config.optim.lr=3e-4",
+        "--config.train.progress=False", "--config.seed=None", "--config.seed=5")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert config["data"]["num_levels"] == 2 and config["data"]["valid_key"] == "held_out"
+    assert config["optim"]["lr"] == 3e-4 and config["train"]["progress"] is False
+    assert config["seed"] == 5  # the last occurrence of a key wins, as with absl
+    proc, _ = _parsed("--config", f"experiments/configs/from_json.py:{record}",
+                      "--workdir", "unused", "--config.data.num_levels=two")
+    assert proc.returncode != 0
+    assert "--config.data.num_levels='two': config.data.num_levels expects int" in proc.stderr
+
+
+def test_cli_missing_config_file_names_it(tmp_path):
+    missing = str(tmp_path / "nope.py")
+    proc = _cli("--config", missing, "--workdir", str(tmp_path / "run"),
+                "--config.train.num_steps=3")
+    assert proc.returncode != 0
+    assert f"config file {missing!r} does not exist" in proc.stderr
+    assert "_ErrorConfig" not in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("path, message", [
+    ("{tmp}/nope.py", r"config file '.*nope\.py' does not exist .*pass an existing config "
+                      r"file"),
+    ("factorized_categorical_digits", r"does not exist .*did you mean "
+                                      r"experiments/configs/factorized_categorical_digits\.py"),
+    ("{tmp}/run/config.json", r"config\.json' does not exist.*--config "
+                              r"experiments/configs/from_json\.py:.*config\.json"),
+    ("experiments/configs/from_json.py:{tmp}/gone.json",
+     r"--config=.*from_json\.py:.*gone\.json: config file '.*gone\.json' does not exist"),
+])
+def test_config_flag_errors_say_what_to_pass(tmp_path, path, message):
+    from experiments import main
+    with pytest.raises(SystemExit) as info:
+        main._preload(path.format(tmp=tmp_path))
+    assert re.search(message, str(info.value.code)), info.value.code
+
+
+def test_config_json_corrupt_or_not_an_object(tmp_path):
+    from experiments.config_io import load_config
+    from experiments.schema import ConfigError
+    path = tmp_path / "results.json"
+    path.write_text('{"config": {"seed": 1, "da')
+    with pytest.raises(ConfigError, match=r"results\.json' is not valid JSON \(.*column.*\): it "
+                                          r"is truncated or corrupt"):
+        load_config(str(path))
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ConfigError, match=r"results\.json' is not valid JSON"):
+        load_config(str(path))
+    path.write_text("[1, 2]")
+    with pytest.raises(ConfigError, match=r"results\.json' holds a list, not a config object"):
+        load_config(str(path))
+
+
+def test_workdir_with_corrupt_config_json_is_refused_and_kept(tmp_path):
+    from experiments.config_io import load_config
+    from experiments.run import run_experiment
+    from experiments.workdir import WorkdirError
+    config = load_config("diagonal_gaussian_moons")
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    for content, message in [
+            ('{"seed": 0, "data": {"na', r"config\.json is not valid JSON \(.*column.*\): "
+                                         r"truncated or corrupt; it was left as it is"),
+            ("", r"config\.json is not valid JSON"),
+            ("null", r"config\.json holds a JSON NoneType, not the object a run writes")]:
+        (workdir / "config.json").write_text(content)
+        with pytest.raises(WorkdirError, match=message):
+            run_experiment(config, str(workdir))
+        assert (workdir / "config.json").read_text() == content
+        assert sorted(os.listdir(workdir)) == ["config.json"]
+
+
+def test_parse_value_reads_the_schema_type():
+    from experiments.config_io import parse_value
+    from experiments.schema import ConfigError
+    assert parse_value("data.valid_key", "None", str) is None
+    assert parse_value("data.num_levels", "null", int) is None
+    assert parse_value("train.progress", "false", bool) is False
+    assert parse_value("train.progress", "True", bool) is True
+    assert parse_value("optim.lr", "3e-4", float) == 3e-4
+    assert parse_value("train.num_steps", "1_000", int) == 1000
+    assert parse_value("model.hidden_sizes", "[8, 4]", tuple) == (8, 4)
+    assert parse_value("data.valid_key", "held_out", str) == "held_out"
+    assert parse_value("model.unknown", "0.5", None) == 0.5
+    assert parse_value("model.unknown", "true", None) is True
+    assert parse_value("model.unknown", "word", None) == "word"
+    with pytest.raises(ConfigError, match=r"--config\.train\.progress='maybe': "
+                                          r"config\.train\.progress expects bool \(true or "
+                                          r"false\)"):
+        parse_value("train.progress", "maybe", bool)
+    with pytest.raises(ConfigError, match=r"config\.train\.num_steps expects int"):
+        parse_value("train.num_steps", "1e3", int)
+
+
+def test_schema_accepts_valid_key_none_and_names_other_nones():
+    from experiments.config_io import load_config
+    from experiments.schema import ConfigError, validate
+    config = load_config("factorized_categorical_binarized_mnist")
+    config.data.path = __file__  # any existing file: validation checks only that it exists
+    config.data.valid_key = None
+    assert validate(config).data["valid_key"] is None
+    config.data.train_key = None
+    with pytest.raises(ConfigError, match=r"config\.data\.train_key=None has type NoneType, "
+                                          r"expected str"):
+        validate(config)
