@@ -1,7 +1,9 @@
-"""Small conv energy on dequantized 8x8 digits ((x + u) / 17 in [0, 1]), short-run SGLD-style
-Langevin (step 1e-2 on the gradient, noise 5e-3, 40 steps) from a replay buffer with 5%
-reinitialization; log Z by AIS (geometric path from a Gaussian at the data's moments, MALA
-transitions). NLL in nats of the discrete data through the dequantization bound."""
+"""Small conv energy (``model.channels=(32, 64)``) on dequantized 8x8 digits ((x + u) / 17 in
+[0, 1]), short-run SGLD-style Langevin (``model.step_size=0.01`` on the gradient,
+``model.noise_scale=0.005``, ``model.langevin_steps=40``) from a replay buffer
+(``model.buffer_size=2000``) with 5% reinitialization (``model.reinit_prob=0.05``); log Z
+by AIS (geometric path from a Gaussian at the data's moments, MALA transitions). NLL in nats
+of the discrete data through the dequantization bound."""
 from experiments.configs import common
 
 

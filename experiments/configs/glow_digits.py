@@ -1,8 +1,9 @@
 """Glow on uniformly dequantized 8x8 digits (17 levels), ``y = (x + u) / 17``.
 
-Logit(alpha=0.05) -> 2 levels (squeeze, K=8 steps of ActNorm -> LU 1x1 conv -> affine
-coupling, split) with small coupling CNNs. Bits/dim in the discrete data's units
-(``NLL + 64 ln 17`` nats). Early stopping on valid.
+Logit(alpha=0.05) -> ``model.num_scales=2`` levels (squeeze, ``model.num_steps=8`` steps
+of ActNorm -> LU 1x1 conv -> affine coupling, split) with small coupling CNNs
+(``model.hidden_channels=32``). Bits/dim in the discrete data's units (``NLL + 64 ln 17``
+nats). Early stopping on valid.
 """
 from experiments.configs import _flows, common
 

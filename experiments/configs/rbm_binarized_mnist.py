@@ -1,5 +1,6 @@
-"""Bernoulli RBM (784 x 500) on binarized MNIST, PCD-1, SGD with momentum, weight decay and a
-decaying learning rate; test log-likelihood by AIS (15,000 temperatures, 100 runs).
+"""Bernoulli RBM (784 x ``model.num_hidden=500``) on binarized MNIST, PCD-1, SGD with momentum,
+weight decay and a decaying learning rate; test log-likelihood by AIS
+(``model.ais_num_temps=15000`` temperatures, ``model.ais_num_runs=100`` runs).
 
 Knobs (measured on the 2-core CPU, 10k-step screens, see docs/ENERGY_RESULTS.md): the loss is
 a batch MEAN, so ``optim.lr`` is per-example; with momentum 0.9 the effective step is

@@ -1,8 +1,10 @@
-"""Bernoulli RBM (64 visible x 16 hidden) on binarized 8x8 digits, PCD-1 with momentum.
+"""Bernoulli RBM (64 visible x ``model.num_hidden=16`` hidden) on binarized 8x8 digits,
+PCD-1 (``model.loss=pcd``, ``model.cd_steps=1``) with momentum ``optim.momentum=0.9``.
 
-16 hidden units: ``log Z`` is exact (2^16 hidden states enumerated), so the test NLL is exact.
-Validation during training is off (``eval_every=0``): the unnormalized log-likelihood cannot
-select checkpoints; the final parameters are evaluated once ``log Z`` is known.
+With 16 hidden units ``log Z`` is exact (2^16 hidden states enumerated), so the test NLL is
+exact. Validation during training is off (``train.eval_every=0``): the unnormalized
+log-likelihood cannot select checkpoints; the final parameters are evaluated once ``log Z``
+is known.
 """
 from experiments.configs import common
 

@@ -1,8 +1,9 @@
 """Multi-scale RealNVP on uniformly dequantized 8x8 digits (17 levels), ``y = (x + u) / 17``.
 
 Logit(alpha=0.05) -> [3 checkerboard couplings, squeeze, 3 channel couplings, factor out
-half] -> 4 checkerboard couplings at 4x4x2, ResNet conditioners, ActNorm after each
-coupling. Bits/dim are reported in the discrete data's units: ``NLL + 64 ln 17`` nats
+half] -> 4 checkerboard couplings at 4x4x2 (``model.num_scales=2`` levels), ResNet
+conditioners (``model.num_blocks=2`` blocks of ``model.hidden_channels=32`` channels), ActNorm
+after each coupling. Bits/dim are reported in the discrete data's units: ``NLL + 64 ln 17`` nats
 (`jaxgen.metrics.bits_per_dim(nll, 64, num_levels=17)`). Early stopping on valid.
 """
 from experiments.configs import _flows, common

@@ -1,8 +1,9 @@
 """Causal transformer (Image-GPT style) on statically binarized MNIST (paper-size model, Bernoulli head).
 
-``query_chunk=112``: attention over the 784 tokens in 7 chunks of queries, rematerialized in
-the backward pass, so the ``[100, 4, 784, 784]`` scores never exist at once: XLA's peak
-memory estimate of the train step (batch 100) is 5.05 GB instead of 16.4 GB
+``model.query_chunk=112``: attention over the 784 tokens in 7 chunks of queries,
+rematerialized in the backward pass, so the ``[100, 4, 784, 784]`` scores (batch, heads:
+``train.batch_size=100``, ``model.num_heads=4``) never exist at once: XLA's peak memory
+estimate of the train step is 5.05 GB instead of 16.4 GB
 (``--config.model.query_chunk=0`` restores the one-pass attention).
 
 Data path and shared settings: `experiments/configs/_autoregressive.py`."""
