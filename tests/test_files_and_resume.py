@@ -539,3 +539,44 @@ def test_schema_accepts_valid_key_none_and_names_other_nones():
     with pytest.raises(ConfigError, match=r"config\.data\.train_key=None has type NoneType, "
                                           r"expected str"):
         validate(config)
+
+
+# ----------------------------------------------------------------------------- tfds records
+
+
+class _Records:
+    """A random-access source like ``tfds.data_source``: ``len`` and ``source[i]``."""
+
+    def __init__(self, records):
+        self.records = records
+
+    def __len__(self):
+        return len(self.records)
+
+    def __getitem__(self, i):
+        return self.records[i]
+
+    def __repr__(self):
+        return "_Records(...)"
+
+
+def test_tfds_records_of_different_shapes_name_the_split():
+    from jaxgen.data import tfds_source
+    source = _Records([{"image": np.zeros((2, 2, 1))}, {"image": np.zeros((3, 2, 1))}])
+    with pytest.raises(ValueError, match=r"feature 'image' of tfds data set 'x', split 'train' "
+                                         r"has records of different shapes \[\(2, 2, 1\), "
+                                         r"\(3, 2, 1\)\].*resize or pad"):
+        tfds_source._read_all(source, "image", "tfds data set 'x', split 'train'")
+    with pytest.raises(ValueError, match=r"tfds data set 'x', split 'test\[:0\]' is empty "
+                                         r"\(0 records\); check the split spec"):
+        tfds_source._read_all(_Records([]), "image", "tfds data set 'x', split 'test[:0]'")
+
+
+def test_tfds_non_numeric_feature_is_refused_naming_it(monkeypatch):
+    from jaxgen.data import tfds_source
+    monkeypatch.setattr(tfds_source, "_open_source", lambda name, split, data_dir, download:
+                        _Records([{"image": np.zeros((2, 2)), "label": np.array("cat")}] * 2))
+    with pytest.raises(ValueError, match=r"feature 'label' of tfds data set 'pets' \(train split "
+                                         r"'train\[:90%\]'\) holds <U3 values, not numbers; set "
+                                         r"image_key"):
+        tfds_source.load_tfds("pets", image_key="label")

@@ -99,7 +99,8 @@ class Dataset:
         num_bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
         if num_bad:
             raise ValueError(f"{where}: {num_bad} non-finite values (NaN or inf) "
-                             f"in an array of shape {data.shape}")
+                             f"in an array of shape {data.shape}; drop or repair those "
+                             "examples first")
         return data
 
     @property
