@@ -81,6 +81,7 @@ def test_wheel_installs_jaxgen_only(tmp_path):
     assert "jaxgen" in top and "jaxgen/__init__.py" in names
     assert not [n for n in names if n.startswith(("experiments/", "tests/", "notebooks/"))], top
     assert not {t for t in top if not t.startswith("jaxgen")}, top
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), names  # ships LICENSE
 
     # A venv made from this (itself virtual) environment's interpreter would see only the
     # base interpreter's packages, so a .pth file adds this environment's site-packages:
