@@ -278,3 +278,40 @@ __all__ = ["check_at_least", "check_count", "check_finite", "check_positive", "c
            "check_integer_dtype", "check_level_range", "check_levels", "check_probs",
            "check_table_shape", "check_training_data", "concrete_min_max", "is_concrete",
            "resolve_sample_shape"]
+
+
+def check_binary(x, owner: str) -> None:
+    """Checks every value of ``x`` is 0 or 1 when ``x`` is concrete; any real or boolean
+    dtype (binary states travel as int32 data and as float32 chains).
+
+    Skipped for tracers (see the module docstring: under ``jit`` a non-binary input is
+    used as it is, e.g. an RBM's free energy is then a finite number for a state that does
+    not exist) and for empty arrays.
+
+    Raises:
+      ValueError: naming ``owner``, the number of entries outside {0, 1}, a few of them and
+        the shape.
+    """
+    if not is_concrete(x) or np.size(x) == 0:
+        return
+    if isinstance(x, jax.Array):
+        if not x.is_fully_addressable:
+            return
+        try:
+            bad = int(jnp.count_nonzero((x != 0) & (x != 1)).item())
+        except jax.errors.ConcretizationTypeError:  # captured under a trace: use the host copy
+            bad = None
+    else:
+        bad = None
+    if bad == 0:
+        return
+    arr = np.asarray(x)
+    outside = arr[(arr != 0) & (arr != 1)]
+    if outside.size:
+        examples = ", ".join(str(v) for v in np.unique(outside)[:4].tolist())
+        raise ValueError(f"{owner} expects binary values in {{0, 1}}, got {outside.size} "
+                         f"value(s) outside {{0, 1}} (e.g. {examples}) in an input of shape "
+                         f"{arr.shape}")
+
+
+__all__ += ["check_binary"]

@@ -4,6 +4,11 @@
 ``p(x) = exp(-E(x)) / Z``. The full conditionals are logistic:
 ``p(x_i = 1 | x_-i) = sigmoid(sum_j J_ij x_j + b_i)``, which is what site-by-site Gibbs uses.
 For small ``D`` (<= 30) ``Z`` is computed exactly by enumeration.
+
+``energy`` and ``log_prob`` check the shape always and, on concrete inputs, that every
+value is 0 or 1 (`jaxgen.checks.check_binary`: the quadratic energy is finite for any real
+``x``); under ``jit`` the values are not checked and a non-binary ``x`` gives a finite,
+meaningless number. ``sample(key, n)`` needs an integer ``n >= 1``.
 """
 from __future__ import annotations
 
@@ -13,18 +18,22 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxgen.checks import check_binary, check_count
 from jaxgen.energy.partition import LogPartition, logsumexp_over_states
 from jaxgen.mcmc.gibbs import binary_gibbs
 from jaxgen.mcmc.run import run_kernel
 from jaxgen.types import Array, PRNGKey, SamplingAlgorithm
 
 
-def _flat_binary(x: Array, event_shape: tuple, name: str) -> Array:
-    x = jnp.asarray(x)
-    if tuple(x.shape[1:]) != tuple(event_shape) or x.ndim != len(event_shape) + 1:
-        raise ValueError(f"{name} expects [B, {', '.join(map(str, event_shape))}], "
-                         f"got shape {x.shape}")
-    return x.reshape(x.shape[0], -1).astype(jnp.float32)  # [B, D]
+def _flat_binary(x: Array, event_shape: tuple, owner: str) -> Array:
+    """``[B, *event_shape] -> [B, D]`` float32, checking the shape and (when concrete) that
+    the values are 0 or 1; ``owner`` (``Model.method``) is named in the messages."""
+    x_arr = jnp.asarray(x)
+    if tuple(x_arr.shape[1:]) != tuple(event_shape) or x_arr.ndim != len(event_shape) + 1:
+        raise ValueError(f"{owner} expects [B, {', '.join(map(str, event_shape))}], "
+                         f"got shape {x_arr.shape}")
+    check_binary(x, owner)
+    return x_arr.reshape(x_arr.shape[0], -1).astype(jnp.float32)  # [B, D]
 
 
 class FullyVisibleBM(nnx.Module):
@@ -62,12 +71,14 @@ class FullyVisibleBM(nnx.Module):
         return -0.5 * jnp.einsum("bi,ij,bj->b", x, self.coupling(), x) - x @ self.bias[...]
 
     def energy(self, x: Array) -> Array:
-        """``E(x) = -1/2 x^T J x - b^T x``: ``[B, *event_shape] -> [B]``."""
-        return self._energy_flat(_flat_binary(x, self.event_shape, type(self).__name__))
+        """``E(x) = -1/2 x^T J x - b^T x``: ``[B, *event_shape] -> [B]`` (``x`` binary)."""
+        return self._energy_flat(_flat_binary(x, self.event_shape,
+                                              f"{type(self).__name__}.energy"))
 
     def log_prob(self, x: Array) -> Array:
         """``-E(x) - log_z``, ``[B]`` (normalized once ``log_z`` holds ``log Z``)."""
-        return -self.energy(x) - self.log_z[...]
+        x_flat = _flat_binary(x, self.event_shape, f"{type(self).__name__}.log_prob")
+        return -self._energy_flat(x_flat) - self.log_z[...]
 
     def conditional_logit(self, x_flat: Array, i: Array) -> Array:
         """Log-odds of ``x_i = 1`` given the rest: ``sum_j J_ij x_j + b_i`` (``x_flat [D]``)."""
@@ -90,7 +101,12 @@ class FullyVisibleBM(nnx.Module):
         return jax.vmap(step)(keys, x)
 
     def sample(self, key: PRNGKey, n: int) -> Array:
-        """``n`` draws: ``sample_sweeps`` Gibbs sweeps from uniform noise, ``[n, *E]`` int32."""
+        """``n`` draws: ``sample_sweeps`` Gibbs sweeps from uniform noise, ``[n, *E]`` int32.
+
+        Raises:
+          TypeError, ValueError: ``n`` is not an integer ``>= 1``.
+        """
+        n = check_count(f"{type(self).__name__}.sample: n", n)
         key_init, key_run = jax.random.split(key)
         x0 = jax.random.bernoulli(key_init, 0.5, (n, *self.event_shape)).astype(jnp.int32)
         kernel = self.gibbs_kernel()

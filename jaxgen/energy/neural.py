@@ -6,9 +6,14 @@
   global average pooling and a linear head.
 
 Both expose ``energy(x) -> [B]``, ``log_prob(x) = -E(x) - log_z`` (``log_z`` set after
-training by grid normalization or AIS), ``transition(key, x)`` (one MALA step per chain, an
-exact kernel) and ``sample(key, n)`` (``sample_steps`` Langevin steps from the noise box,
+training: for 2D data by quadrature over the plane with a stated error,
+`jaxgen.energy.quadrature`, else by AIS), ``transition(key, x)`` (one MALA step per chain,
+an exact kernel) and ``sample(key, n)`` (``sample_steps`` Langevin steps from the noise box,
 then MALA).
+
+``energy`` and ``log_prob`` check the shape always and, on concrete inputs, that every
+value is finite (`jaxgen.checks.check_finite`). Under ``jit`` values are not checked: a NaN
+or inf input gives a NaN energy. ``sample(key, n)`` needs an integer ``n >= 1``.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxgen.checks import check_count, check_finite
 from jaxgen.energy.partition import LogPartition
 from jaxgen.mcmc.langevin import sgld
 from jaxgen.mcmc.mala import mala
@@ -37,16 +43,24 @@ class _NeuralEnergy(nnx.Module):
         self.sample_steps, self.step_size = int(sample_steps), float(step_size)
         self.noise_scale = float(noise_scale)
 
-    def _check(self, x: Array) -> Array:
+    def _check(self, x: Array, method: str) -> Array:
+        """``x`` as float32 after checking it is ``[B, *event_shape]`` and, when concrete,
+        finite; ``method`` is named in the messages."""
+        owner = f"{type(self).__name__}.{method}"
+        check_finite(x, owner)
         x = jnp.asarray(x, jnp.float32)
         if x.ndim != len(self.event_shape) + 1 or tuple(x.shape[1:]) != self.event_shape:
-            raise ValueError(f"{type(self).__name__} expects [B, "
-                             f"{', '.join(map(str, self.event_shape))}], got shape {x.shape}")
+            raise ValueError(f"{owner} expects [B, {', '.join(map(str, self.event_shape))}], "
+                             f"got shape {x.shape}")
         return x
+
+    def energy(self, x: Array) -> Array:
+        """``E(x)``: ``[B, *event_shape] -> [B]`` (subclasses define ``_energy``)."""
+        return self._energy(self._check(x, "energy"))
 
     def log_prob(self, x: Array) -> Array:
         """``-E(x) - log_z``: ``[B, *event_shape] -> [B]``."""
-        return -self.energy(x) - self.log_z[...]
+        return -self._energy(self._check(x, "log_prob")) - self.log_z[...]
 
     def logdensity_fn(self, x: Array) -> Array:
         """``-E(x)`` for ONE point ``[*event_shape]`` (what samplers take)."""
@@ -76,7 +90,12 @@ class _NeuralEnergy(nnx.Module):
         return jax.vmap(one)(jax.random.split(key, x.shape[0]), x)
 
     def sample(self, key: PRNGKey, n: int) -> Array:
-        """``sample_steps`` Langevin steps from the noise box, then as many MALA steps."""
+        """``sample_steps`` Langevin steps from the noise box, then as many MALA steps.
+
+        Raises:
+          TypeError, ValueError: ``n`` is not an integer ``>= 1``.
+        """
+        n = check_count(f"{type(self).__name__}.sample: n", n)
         k0, k1, k2 = jax.random.split(key, 3)
         x = self.langevin(k1, self.noise(k0, n), self.sample_steps)
 
@@ -108,9 +127,9 @@ class MLPEnergy(_NeuralEnergy):
         self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
         self.head = nnx.Linear(sizes[-1], 1, rngs=rngs)
 
-    def energy(self, x: Array) -> Array:
-        """``[B, *event_shape] -> [B]``."""
-        h = self._check(x).reshape(x.shape[0], -1)  # [B, D]
+    def _energy(self, x: Array) -> Array:
+        """``[B, *event_shape] -> [B]`` (``x`` already checked)."""
+        h = x.reshape(x.shape[0], -1)  # [B, D]
         for layer in self.layers:
             h = jax.nn.swish(layer(h))
         return self.head(h)[:, 0]
@@ -138,9 +157,9 @@ class ConvEnergy(_NeuralEnergy):
         self.conv2 = nnx.Conv(c1, c2, (3, 3), strides=(2, 2), rngs=rngs)
         self.head = nnx.Linear(c2, 1, rngs=rngs)
 
-    def energy(self, x: Array) -> Array:
-        """``[B, H, W, C] -> [B]``."""
-        h = jax.nn.swish(self.conv1(self._check(x)))
+    def _energy(self, x: Array) -> Array:
+        """``[B, H, W, C] -> [B]`` (``x`` already checked)."""
+        h = jax.nn.swish(self.conv1(x))
         h = jax.nn.swish(self.conv2(h))  # [B, H/2, W/2, c2]
         return self.head(jnp.mean(h, axis=(1, 2)))[:, 0]
 

@@ -14,6 +14,13 @@ Gaussian-Bernoulli (real ``v``, per-unit ``sigma_i = exp(log_sigma_i)``)::
 
 ``log_prob(v) = -F(v) - log_z`` where ``log_z`` is set by ``exact_log_partition`` (small
 models: the smaller layer is enumerated, the other summed/integrated analytically) or by AIS.
+
+Input checks (`jaxgen.checks`): ``log_prob``, ``free_energy`` and ``energy`` check the shape
+always and, on concrete inputs, the values: a Bernoulli RBM's visibles must be 0 or 1
+(``F(v)`` is a finite number for any real ``v``, so a 2, a -1 or a 0.5 would otherwise get a
+"log-probability"), a Gaussian-Bernoulli RBM's must be finite. Under ``jit`` the values are
+not known and are not checked: a non-binary state gives a finite, meaningless number, a NaN
+gives NaN. ``sample(key, n)`` needs an integer ``n >= 1``.
 """
 from __future__ import annotations
 
@@ -24,6 +31,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxgen.checks import check_binary, check_count, check_finite
 from jaxgen.energy.partition import LogPartition, logsumexp_over_states
 from jaxgen.mcmc import rng
 from jaxgen.mcmc.gibbs import block_gibbs
@@ -62,6 +70,13 @@ class _RBM(nnx.Module):
                              f"{', '.join(map(str, self.event_shape))}], got shape {v.shape}")
         return v.reshape(v.shape[0], -1).astype(jnp.float32)
 
+    def visible_input(self, v: Array, method: str) -> Array:
+        """``flatten(v)`` after the values check of the visible layer (`check_visible`),
+        for the public methods that take data; ``method`` is named in the message."""
+        v_flat = self.flatten(v)
+        self.check_visible(v, f"{type(self).__name__}.{method}")
+        return v_flat
+
     def unflatten(self, v: Array) -> Array:
         return v.reshape(v.shape[0], *self.event_shape)
 
@@ -71,14 +86,16 @@ class _RBM(nnx.Module):
         return self.free_energy_and_hidden_logits(v_flat)[0]
 
     def free_energy(self, v: Array) -> Array:
-        """``F(v)``, ``[B, *event_shape] -> [B]``."""
-        return self.free_energy_flat(self.flatten(v))
+        """``F(v)``, ``[B, *event_shape] -> [B]`` (values checked when concrete)."""
+        return self.free_energy_flat(self.visible_input(v, "free_energy"))
 
-    energy = free_energy  # the energy-based-model interface: E(x) of the visible marginal
+    def energy(self, v: Array) -> Array:
+        """The energy-based-model interface: ``E(v) = F(v)``, the visible marginal's energy."""
+        return self.free_energy_flat(self.visible_input(v, "energy"))
 
     def log_prob(self, v: Array) -> Array:
         """``-F(v) - log_z``, ``[B]`` nats (normalized once ``log_z`` holds ``log Z``)."""
-        return -self.free_energy(v) - self.log_z[...]
+        return -self.free_energy_flat(self.visible_input(v, "log_prob")) - self.log_z[...]
 
     # -- Gibbs ---------------------------------------------------------------------------
     def weight_operands(self):
@@ -117,7 +134,12 @@ class _RBM(nnx.Module):
             lambda k, h: self.unflatten(self.sample_visible(k, h[None]))[0])
 
     def sample(self, key: PRNGKey, n: int) -> Array:
-        """``n`` draws after ``sample_steps`` block Gibbs steps from ``p(v | h=0)`` noise."""
+        """``n`` draws after ``sample_steps`` block Gibbs steps from ``p(v | h=0)`` noise.
+
+        Raises:
+          TypeError, ValueError: ``n`` is not an integer ``>= 1``.
+        """
+        n = check_count(f"{type(self).__name__}.sample: n", n)
         key_init, key_run = jax.random.split(key)
         operands = self.weight_operands()
         v = self.sample_visible(key_init, jnp.zeros((n, self.num_hidden)), operands)
@@ -149,6 +171,10 @@ class BernoulliRBM(_RBM):
                  precision: str = "float32"):
         super().__init__(event_shape, num_hidden, rngs=rngs, init_scale=init_scale,
                          sample_steps=sample_steps, precision=precision)
+
+    def check_visible(self, v, owner: str) -> None:
+        """Concrete visibles must be 0 or 1 (`jaxgen.checks.check_binary`)."""
+        check_binary(v, owner)
 
     def hidden_logits(self, v_flat: Array, operands=None) -> Array:
         """``c + v^T W``: ``[B, V] -> [B, H]`` (``v`` binary: exact in bfloat16)."""
@@ -208,6 +234,10 @@ class GaussianBernoulliRBM(_RBM):
 
     def sigma(self) -> Array:
         return jnp.exp(self.log_sigma[...])
+
+    def check_visible(self, v, owner: str) -> None:
+        """Concrete visibles must be finite (`jaxgen.checks.check_finite`)."""
+        check_finite(v, owner)
 
     def hidden_logits(self, v_flat: Array, operands=None) -> Array:
         """``c + (v / sigma)^T W``: ``[B, V] -> [B, H]``."""
