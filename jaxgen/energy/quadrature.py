@@ -18,7 +18,8 @@
   the mass so far (or at ``max_doublings``: then ``converged`` is False and a
   ``RuntimeWarning`` is raised: the energy may not be normalizable).
 * The tail ``T`` beyond ``B_K`` by importance sampling from a bivariate Student-t ``q``
-  (``df`` degrees of freedom, centred on ``B_K``, scale its half-widths): with
+  (``df`` degrees of freedom, an integer, 1 by default: a bivariate Cauchy; centred on
+  ``B_K``, scale its half-widths): with
   ``x_i ~ q``, ``w_i = exp(-E(x_i)) 1[x_i not in B_K] / q(x_i)``, ``T ~= mean(w)`` is
   unbiased for any integrable ``exp(-E)`` (``q > 0`` everywhere), with standard error
   ``std(w) / sqrt(N)``. The heavy tail (density ``~ |x|^-(df+2)``) keeps the weights'
