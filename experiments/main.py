@@ -17,6 +17,7 @@ Examples::
 """
 from __future__ import annotations
 
+import os
 import re
 import sys
 from typing import NamedTuple
@@ -31,6 +32,7 @@ from experiments.config_io import (NULL_LITERALS, check_config_file, expected_ty
 from experiments.run import quiet_library_logs, run_experiment
 from experiments.schema import ConfigError
 from experiments.workdir import WorkdirError
+from jaxgen.training import TrainingInterrupted
 from jaxgen.training.sharding import maybe_initialize_distributed
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -191,6 +193,10 @@ def main(argv: list[str]) -> None:
         run_experiment(_CONFIG.value, _WORKDIR.value)
     except (ConfigError, WorkdirError) as err:
         sys.exit(f"error: {err}")
+    except TrainingInterrupted as stop:  # SIGINT/SIGTERM: checkpointed, one line, 128 + signum
+        print(f"{stop}", file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(stop.exit_code)  # skip interpreter teardown: nothing is left to write
 
 
 if __name__ == "__main__":

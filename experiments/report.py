@@ -14,7 +14,7 @@ from flax import nnx
 
 from experiments.build import Experiment
 from experiments.environment import environment_info
-from experiments.workdir import last_logged_steps_per_s
+from experiments.workdir import last_logged_steps_per_s, read_metrics
 from jaxgen import viz
 from jaxgen.training import TrainResult, count_params, evaluate_nll
 
@@ -82,6 +82,10 @@ def write_plots(exp: Experiment, model: nnx.Module, samples, workdir: str) -> di
                             title=f"{settings.model_name} density")
     else:
         logging.info("no plot for event shape %s", event_shape)
+    curves = os.path.join(workdir, "curves.png")
+    if viz.plot_curves(curves, read_metrics(workdir),
+                       title=f"{settings.model_name} on {exp.dataset.name}"):
+        files["curves"] = curves
     return files
 
 

@@ -16,6 +16,9 @@ The workdir ends up with::
     config.json     the full config (written before any training)
     checkpoints/    orbax checkpoints (the training loop resumes from them)
     metrics.jsonl   train/valid records of the training loop
+    tensorboard/    the same records as TensorBoard scalars (``tensorboard --logdir``)
+    final_model/    the finalized model's whole state (`experiments.load.load_run`)
+    curves.png      train/valid bits/dim (or NLL) against the step
     samples.png     a grid of samples (images) or a scatter plot next to the data (2D)
     density.png     2D data only: the model density on a grid
     results.json    test/valid NLL, bits/dim, timings, parameter count, environment, config

@@ -118,3 +118,17 @@ def last_logged_steps_per_s(workdir: str) -> float:
                 if record.get("split") == "train" and record.get("steps_per_s"):
                     rate = float(record["steps_per_s"])
     return rate
+
+
+def read_metrics(workdir: str) -> list[dict]:
+    """The records of ``metrics.jsonl`` (a line cut short by a killed process is skipped)."""
+    path = os.path.join(workdir, "metrics.jsonl")
+    records = []
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+    return records

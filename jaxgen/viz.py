@@ -1,4 +1,5 @@
-"""Pictures of models: sample grids, 2D samples and densities, MCMC chain traces.
+"""Pictures of models: sample grids, 2D samples and densities, MCMC chain traces, learning
+curves.
 
 Everything renders with matplotlib's Agg canvas on a private ``Figure`` (no ``pyplot``
 state, no ``plt.show``, no backend switching), so it runs headless, inside tests and next
@@ -245,5 +246,46 @@ def plot_chain_trace(path: str | os.PathLike, values, *, names: Sequence[str] | 
     _save_figure(fig, path, dpi)
 
 
+def plot_curves(path: str | os.PathLike, records: Sequence[dict], *,
+                metric: str = "bits_per_dim", title: str | None = None,
+                dpi: int = 100) -> bool:
+    """Learning curves: ``metric`` of the train and valid records against ``step``.
+
+    Args:
+      path: PNG to write.
+      records: ``metrics.jsonl`` records ``{"step", "split", metric, ...}``; records without
+        ``metric`` fall back to ``nll`` (then ``loss``) for their split.
+      metric: what to plot (bits/dim puts train and valid in the data's units).
+
+    Returns:
+      False (and nothing written) when no record holds a value to plot.
+    """
+    curves = {}
+    for split in ("train", "valid"):
+        rows = [r for r in records if r.get("split") == split]
+        for name in (metric, "nll", "loss"):
+            points = [(r["step"], r[name]) for r in rows
+                      if isinstance(r.get(name), (int, float)) and math.isfinite(r[name])]
+            if points:
+                curves[split] = (name, np.asarray(points, np.float64))
+                break
+    if not curves:
+        return False
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.add_subplot(1, 1, 1)
+    for split, (name, points) in curves.items():
+        ax.plot(points[:, 0], points[:, 1], marker="o" if len(points) < 30 else None,
+                markersize=3, label=f"{split} {name}")
+    ax.set_xlabel("step")
+    ax.set_ylabel(metric if all(n == metric for n, _ in curves.values()) else "value")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    _save_figure(fig, path, dpi)
+    return True
+
+
 __all__ = ["data_extent", "density_grid", "image_grid", "plot_2d_density", "plot_2d_samples",
-           "plot_chain_trace", "save_image_grid", "to_uint8"]
+           "plot_chain_trace", "plot_curves", "save_image_grid", "to_uint8"]

@@ -18,6 +18,8 @@ from flax import nnx
 from experiments import registry
 from experiments.build import build_experiment
 from experiments.configs import common
+from experiments.evaluate import evaluate_run
+from experiments.load import load_run
 from experiments.report import RESULT_KEYS, evaluate
 from experiments.run import run_experiment
 from jaxgen.training.loop import _model_view
@@ -124,6 +126,14 @@ def test_every_model_trains_through_the_cli_path(case, tmp_path):
     for name, value in finalized.items():  # log Z and its error bar; not wall times
         if isinstance(value, float) and not name.endswith("_wall_s"):
             assert results[name] == pytest.approx(value, rel=1e-6), name
+
+    # The run comes back from its workdir as the model the record describes, and
+    # `experiments.evaluate` reproduces the record's test NLL.
+    run = load_run(str(tmp_path / case))
+    for (path, a), (_, b) in zip(_leaves(nnx.state(run.model)), _leaves(nnx.state(model))):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-6,
+                                   err_msg=f"{case}: loaded {jax.tree_util.keystr(path)}")
+    assert evaluate_run(run)["nll_nats"] == pytest.approx(results["test_nll_nats"], abs=1e-4)
 
     # The record is complete and honest.
     missing = [k for k in RESULT_KEYS if k not in results]

@@ -2,6 +2,7 @@
 checkpoint pruning, settings validation."""
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -283,3 +284,59 @@ def test_ema_is_optax_debiased_ema():
         d = debiased_ema_decay(decay, t)
         average = d * average + (1 - d) * p
         np.testing.assert_allclose(average, reference, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_checkpoints_stops_and_resumes_exactly(tmp_path, signum):
+    """SIGINT/SIGTERM mid-run: the loop finishes the step, checkpoints, raises
+    `TrainingInterrupted` (a KeyboardInterrupt naming the step and how to resume); the same
+    call again ends with the parameters of an uninterrupted run. Step 30 is not a multiple of
+    checkpoint_every, so the checkpoint is the one the signal wrote."""
+    from jaxgen.training import TrainingInterrupted
+    data = fx.tiny_data()
+    settings = fx.tiny_settings(num_steps=60, checkpoint_every=20, eval_every=20,
+                                checkpoint_every_s=0.0)
+    ref = train(fx.TinyFlow(rngs=nnx.Rngs(0)), data, settings, str(tmp_path / "ref"),
+                objective=fx.NoisyNLL())
+    workdir = str(tmp_path / "run")
+    with pytest.raises(TrainingInterrupted, match=rf"{signal.Signals(signum).name} at step 30"
+                                                  rf".*again to resume") as info:
+        train(fx.TinyFlow(rngs=nnx.Rngs(0)), data, settings, workdir,
+              objective=fx.NoisyNLL(), callback=fx.signal_at(30, signum))
+    assert isinstance(info.value, KeyboardInterrupt) and info.value.exit_code == 128 + signum
+    steps = sorted(int(d) for d in os.listdir(os.path.join(workdir, "checkpoints"))
+                   if d.isdigit())
+    assert steps[-1] == 30, steps
+    assert signal.getsignal(signum) is not None  # the loop's handler is gone again
+    resumed = train(fx.TinyFlow(rngs=nnx.Rngs(0)), data, settings, workdir,
+                    objective=fx.NoisyNLL())
+    chex.assert_trees_all_equal(nnx.state(resumed.model, nnx.Param),
+                                nnx.state(ref.model, nnx.Param))
+
+
+def test_tensorboard_events_read_back(tmp_path):
+    """The TensorBoard file holds every logged scalar at its step (tensorboard's own reader),
+    equal to the metrics.jsonl records."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    workdir = str(tmp_path / "run")
+    train(fx.TinyFlow(rngs=nnx.Rngs(0)), fx.tiny_data(),
+          fx.tiny_settings(num_steps=40, log_every=10, eval_every=20), workdir)
+    records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    events = EventAccumulator(os.path.join(workdir, "tensorboard"))
+    events.Reload()
+    for split, name in (("train", "loss"), ("valid", "nll"), ("valid", "bits_per_dim")):
+        expected = [(r["step"], r[name]) for r in records if r["split"] == split]
+        got = [(e.step, e.value) for e in events.Scalars(f"{split}/{name}")]
+        assert [s for s, _ in got] == [s for s, _ in expected], (split, name)
+        np.testing.assert_allclose([v for _, v in got], [v for _, v in expected], rtol=1e-6)
+
+
+def test_copy_model_owns_its_variables():
+    """An objective's ``finalize`` edits `copy_model`'s result; the argument stays as it was."""
+    from jaxgen.training import copy_model
+    model = fx.TinyFlow(rngs=nnx.Rngs(0))
+    before = np.asarray(model.mean[...])
+    copy = copy_model(model)
+    copy.mean[...] = copy.mean[...] + 1.0
+    np.testing.assert_array_equal(np.asarray(model.mean[...]), before)
+    np.testing.assert_array_equal(np.asarray(copy.mean[...]), before + 1.0)

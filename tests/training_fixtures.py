@@ -88,3 +88,12 @@ def run(workdir, callback=None, **train):
     model = TinyFlow(2, rngs=nnx.Rngs(0))
     return train_fn(model, tiny_data(), tiny_settings(**train), workdir, objective=NoisyNLL(),
                     callback=callback)
+
+
+def signal_at(step_to_signal: int, signum: int = signal.SIGINT):
+    """A train callback that sends ``signum`` to this process after step ``step_to_signal``,
+    as Ctrl-C or a scheduler's SIGTERM would."""
+    def callback(step, state):
+        if step == step_to_signal:
+            os.kill(os.getpid(), signum)
+    return callback

@@ -7,7 +7,7 @@ RealNVP's logit, so NLLs convert to the discrete data's bits/dim by
 from experiments.configs import common
 
 TOY_TRAIN = dict(num_steps=4000, batch_size=256, steps_per_call=100, log_every=1000,
-                 eval_every=1000, progress=False)
+                 eval_every=1000)
 TOY_OPTIM = dict(name="adam", lr=3e-3, schedule="cosine", grad_clip_norm=10.0)
 
 TOY_MODELS = {

@@ -11,6 +11,6 @@ def get_config():
         data=common.data_config("digits", dequantize="uniform"),
         model=common.model_config("diagonal_gaussian"),
         train=dict(num_steps=2000, batch_size=128, steps_per_call=100, log_every=500,
-                   eval_every=500, progress=False),
+                   eval_every=500),
         optim=dict(name="adam", lr=0.02, schedule="cosine", end_lr_factor=0.01),
     )

@@ -12,7 +12,7 @@ def get_config():
         data=common.data_config("npz", path="../shared/data/binarized_mnist.npz", num_levels=2),
         model=common.model_config("factorized_categorical"),
         train=dict(num_steps=2000, batch_size=256, steps_per_call=100, log_every=500,
-                   eval_every=500, progress=False),
+                   eval_every=500),
         optim=dict(name="adam", lr=0.05, schedule="cosine", end_lr_factor=0.01),
         eval=dict(num_plot_samples=64),
     )

@@ -10,6 +10,6 @@ def get_config():
         data=common.data_config("digits"),
         model=common.model_config("factorized_categorical"),
         train=dict(num_steps=2000, batch_size=128, steps_per_call=100, log_every=500,
-                   eval_every=500, progress=False),
+                   eval_every=500),
         optim=dict(name="adam", lr=0.05, schedule="cosine", end_lr_factor=0.01),
     )

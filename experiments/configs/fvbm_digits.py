@@ -10,7 +10,7 @@ def get_config():
                                   ais_num_temps=2000, ais_num_runs=100, ais_schedule="linear",
                                   sample_sweeps=200),
         train=dict(num_steps=3000, batch_size=50, steps_per_call=100, log_every=1000,
-                   eval_every=0, progress=False),
+                   eval_every=0),
         optim=dict(name="sgd", lr=0.05, momentum=0.9, weight_decay=1e-4, schedule="cosine",
                    end_lr_factor=0.0),
     )

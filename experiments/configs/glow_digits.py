@@ -12,6 +12,6 @@ def get_config():
     return _flows.image_config(
         "glow", common.data_config("digits", dequantize="uniform"),
         train=dict(num_steps=6000, batch_size=64, steps_per_call=1, log_every=500,
-                   eval_every=250, patience=6, progress=False),
+                   eval_every=250, patience=6),
         optim=dict(name="adam", lr=1e-3, schedule="cosine", grad_clip_norm=100.0),
         num_scales=2, num_steps=8, hidden_channels=32, init_batch_size=512)

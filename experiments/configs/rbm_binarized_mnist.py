@@ -27,7 +27,7 @@ def get_config(variant: str = "pcd"):
                                   ais_schedule="piecewise", sample_steps=1000,
                                   weight_decay=1e-4),
         train=dict(num_steps=100000, batch_size=100, steps_per_call=1000, log_every=10000,
-                   eval_every=0, progress=False),
+                   eval_every=0),
         optim=dict(name="sgd", lr=0.005, momentum=0.9, weight_decay=0.0, schedule="cosine",
                    end_lr_factor=0.0),
         eval=dict(num_plot_samples=64),

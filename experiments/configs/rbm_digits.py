@@ -15,7 +15,7 @@ def get_config():
         model=common.model_config("rbm", num_hidden=16, loss="pcd", cd_steps=1, num_chains=100,
                                   sample_steps=500),
         train=dict(num_steps=6000, batch_size=50, steps_per_call=200, log_every=1000,
-                   eval_every=0, progress=False),
+                   eval_every=0),
         optim=dict(name="sgd", lr=0.05, momentum=0.9, weight_decay=1e-4, schedule="cosine",
                    end_lr_factor=0.0),
     )

@@ -13,7 +13,7 @@ def get_config():
     return _flows.image_config(
         "realnvp", common.data_config("digits", dequantize="uniform"),
         train=dict(num_steps=6000, batch_size=64, steps_per_call=1, log_every=500,
-                   eval_every=250, patience=6, progress=False),
+                   eval_every=250, patience=6),
         optim=dict(name="adam", lr=1e-3, schedule="cosine", grad_clip_norm=100.0,
                    weight_decay=0.0),
         architecture="multiscale", num_scales=2, hidden_channels=32, num_blocks=2,

@@ -14,7 +14,7 @@ def get_config():
     return _flows.image_config(
         "realnvp", common.data_config("digits", dequantize="uniform"),
         train=dict(num_steps=3000, batch_size=128, steps_per_call=50, log_every=500,
-                   eval_every=250, patience=4, progress=False),
+                   eval_every=250, patience=4),
         optim=dict(name="adam", lr=1e-3, schedule="cosine", grad_clip_norm=100.0,
                    weight_decay=1e-4),
         architecture="vector", num_couplings=6, hidden_features=64, num_hidden_layers=2,

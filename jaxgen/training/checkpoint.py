@@ -229,3 +229,44 @@ class Checkpointer:
         self._manager.wait_until_finished()
         self._manager.close()
 
+
+def save_tree(directory: str, tree: Any) -> None:
+    """Writes a pytree of arrays (e.g. a finalized model's ``nnx.State``) to ``directory``
+    (synchronously; an existing one is replaced only once the new one is complete)."""
+    directory = os.path.abspath(directory)
+    tmp = directory + ".tmp"
+    if os.path.exists(tmp):
+        import shutil
+        shutil.rmtree(tmp)
+    with ocp.StandardCheckpointer() as checkpointer:
+        checkpointer.save(tmp, tree)
+        checkpointer.wait_until_finished()
+    if os.path.exists(directory):
+        import shutil
+        old = directory + ".old"
+        if os.path.exists(old):
+            shutil.rmtree(old)
+        os.replace(directory, old)
+        os.replace(tmp, directory)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, directory)
+
+
+def restore_tree(directory: str, like: Any) -> Any:
+    """The pytree `save_tree` wrote, restored into the structure (and dtypes) of ``like``.
+
+    Raises:
+      CheckpointError: naming the directory, when it is missing or does not read back into
+        ``like`` (another model, or a corrupt file).
+    """
+    directory = os.path.abspath(directory)
+    if not os.path.isdir(directory):
+        raise CheckpointError(f"{directory} does not exist: the run has not finished (or was "
+                              "written before models were saved); train it to the end first")
+    try:
+        with ocp.StandardCheckpointer() as checkpointer:
+            return checkpointer.restore(directory, _abstract(like))
+    except Exception as err:  # orbax raises many types; name the directory and the cause
+        raise CheckpointError(f"{directory} could not be restored into this model "
+                              f"({_short(err)}); it was left as it is") from None

@@ -28,14 +28,19 @@ from tqdm.auto import tqdm
 
 from jaxgen.data.batching import steps_per_epoch
 from jaxgen.training import sharding as shd
-from jaxgen.training.checkpoint import Checkpointer
+from jaxgen.training.checkpoint import Checkpointer, save_tree
 from jaxgen.training.evaluation import evaluate_with
+from jaxgen.training.interrupt import InterruptGuard, TrainingInterrupted
 from jaxgen.training.logging import MetricsWriter
 from jaxgen.training.objective import MaximumLikelihood, Objective
 from jaxgen.training.optim import make_optimizer
 from jaxgen.training.settings import TrainSettings
 from jaxgen.training.state import TrainState, init_train_state, merge_model, split_model
 from jaxgen.training.steps import make_log_prob_fn, make_train_step
+
+# The finalized model (best parameters, then the objective's finalize: log Z...) as a whole
+# ``nnx.State``, written at the end of a run with a workdir.
+FINAL_MODEL_DIR = "final_model"
 
 # fold_in indices of the keys derived from the seed: one per use, no shared streams.
 _SHUFFLE_KEY, _STEP_KEY, _EVAL_KEY, _INIT_KEY, _FINALIZE_KEY, _VIEW_KEY = 1, 2, 3, 4, 5, 6
@@ -88,6 +93,11 @@ class _Book:
 
 def _to_host(tree):
     return jax.tree.map(np.asarray, jax.device_get(tree))
+
+
+def _stderr_is_terminal() -> bool:
+    import sys
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())
 
 
 def differing_keys(a, b, prefix: str = "") -> list[str]:
@@ -253,12 +263,21 @@ class _Loop:
                        {"run_id": self.run_id, "book": dataclasses.asdict(self.book)})
 
     def run(self, start_step: int) -> int:
+        """Steps from ``start_step`` to ``num_steps`` (or early stop); returns the last step.
+
+        Raises:
+          TrainingInterrupted: SIGINT/SIGTERM arrived; the step in progress was finished and
+            checkpointed (when there is a workdir) before raising.
+        """
         s, k, num_steps = self.s, int(self.s.steps_per_call), int(self.s.num_steps)
         step = start_step
-        self.bar = tqdm(total=num_steps, initial=step, disable=not s.progress, unit="step",
-                        dynamic_ncols=True)
+        self.bar = tqdm(total=num_steps, initial=step, unit="step", dynamic_ncols=True,
+                        disable=not (s.progress and _stderr_is_terminal()))
         t_last, last_logged = time.perf_counter(), start_step
+        t_checkpoint = time.perf_counter()
+        guard = InterruptGuard()
         try:
+            guard.__enter__()
             while step < num_steps and not self.book.stopped_early:
                 t0 = time.perf_counter()
                 self.state, metrics = self.train_fn(self.state, self.train_data,
@@ -275,21 +294,36 @@ class _Loop:
                                                    last_logged)
                 if first_call:
                     last_logged, t_last = step, time.perf_counter()
-                if self.valid_data is not None and (self._due(s.eval_every, step) or last):
+                evaluated = self.valid_data is not None and (self._due(s.eval_every, step)
+                                                             or last)
+                if evaluated:
                     t_eval = time.perf_counter()
                     self.validate(step)
                     t_last += time.perf_counter() - t_eval  # evaluation is not throughput
                 self.book.train_wall_s += time.perf_counter() - t0
-                saved = self._due(s.checkpoint_every, step) or last or self.book.stopped_early
+                timed = (float(s.checkpoint_every_s) > 0
+                         and time.perf_counter() - t_checkpoint >= float(s.checkpoint_every_s))
+                saved = (self._due(s.checkpoint_every, step) or last or self.book.stopped_early
+                         or evaluated or timed or guard.requested is not None)
                 if saved:
                     self.checkpoint(step)
+                    t_checkpoint = time.perf_counter()
                 if self.callback is not None:
                     if saved and self.ckpt is not None:
                         self.ckpt.wait()  # the callback may end the process
                     self.callback(step, self.state)
+                if guard.requested is not None:  # a signal arrived: checkpoint and stop
+                    if not saved:
+                        self.checkpoint(step)
+                    if self.ckpt is not None:
+                        self.ckpt.wait()
+                    raise TrainingInterrupted(guard.requested, step,
+                                              None if self.ckpt is None else self.ckpt.directory)
             jax.block_until_ready(self.state)
         finally:
+            guard.__exit__(None, None, None)
             self.bar.close()
+            self.writer.close()
             if self.ckpt is not None:
                 self.ckpt.close()
         return step
@@ -306,8 +340,8 @@ def train(model: nnx.Module, dataset, settings: TrainSettings, workdir: str | No
       dataset: ``train`` (and optionally ``valid``) arrays of stored data and ``num_dims``
         (a `jaxgen.data.Dataset`).
       settings: a `TrainSettings` (steps, batch, intervals, seed, optimizer).
-      workdir: where ``checkpoints/`` and ``metrics.jsonl`` go; ``None`` keeps nothing on
-        disk. If it holds checkpoints of the same run, training resumes from the latest
+      workdir: where ``checkpoints/``, ``metrics.jsonl`` and, at the end, ``final_model/``
+        (the returned model's whole ``nnx.State``) go; ``None`` keeps nothing on disk. If it holds checkpoints of the same run, training resumes from the latest
         (bit-identically: batches and keys are functions of the seed and the step).
       objective: the model family's `Objective` (default: `MaximumLikelihood`).
       preprocessing: a `jaxgen.data.preprocessing.Preprocessing` (dequantization), applied
@@ -326,6 +360,8 @@ def train(model: nnx.Module, dataset, settings: TrainSettings, workdir: str | No
     Raises:
       FloatingPointError: a loss or gradient became non-finite; names the step. Checkpoints
         written before it are kept.
+      TrainingInterrupted: SIGINT or SIGTERM (a ``KeyboardInterrupt``): the step in progress
+        was finished and checkpointed; calling ``train`` again with the same workdir resumes.
       ValueError: checkpoints of another run in ``workdir``; a batch that does not fit the
         data or the devices.
     """
@@ -385,6 +421,8 @@ def train(model: nnx.Module, dataset, settings: TrainSettings, workdir: str | No
     final.eval()
     final, finalize_results = objective.finalize(
         final, _model_view(dataset, preprocessing, key(_VIEW_KEY)), key(_FINALIZE_KEY))
+    if workdir is not None:  # what `experiments.load.load_run` gives back
+        save_tree(os.path.join(workdir, FINAL_MODEL_DIR), nnx.state(final))
     return TrainResult(
         model=final, train_steps=step, train_wall_s=book.train_wall_s,
         steps_per_s=(loop.steady_steps / loop.steady_time) if loop.steady_time else 0.0,

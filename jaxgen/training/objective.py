@@ -26,9 +26,9 @@ from jaxgen.types import Array, PRNGKey, PyTree
 
 
 def copy_model(model: nnx.Module) -> nnx.Module:
-    """A new module with the same graph and values (``finalize`` edits the copy)."""
-    graphdef, state = nnx.split(model)
-    return nnx.merge(graphdef, state)
+    """A new module with the same graph and values and its own Variables (``finalize``
+    edits the copy; ``nnx.merge(*nnx.split(m))`` would share ``m``'s Variables)."""
+    return nnx.clone(model)
 
 
 class Objective:

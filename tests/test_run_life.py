@@ -1,0 +1,106 @@
+"""A run's life after training: configs round-trip through JSON, a run comes back from its
+workdir (`experiments.load.load_run`), `experiments.evaluate` / `experiments.sample` work
+from it, and an interrupted command resumes to the uninterrupted result."""
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from experiments import schema
+from experiments.config_io import load_config
+from experiments.workdir import write_json
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(
+    os.path.join(REPO, "experiments", "configs", "*.py"))
+    if not os.path.basename(p).startswith(("_", "common", "from_json")))
+
+
+def test_there_are_shipped_configs():
+    assert len(CONFIGS) > 30 and "made_digits" in CONFIGS
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_config_round_trips_through_json(name, tmp_path):
+    """config -> config.json (what a run writes) -> from_json.py -> the same validated run."""
+    settings = schema.validate(load_config(name))
+    path = str(tmp_path / "config.json")
+    write_json(path, settings.config)
+    again = schema.validate(load_config(
+        os.path.join(REPO, "experiments", "configs", "from_json.py") + ":" + path))
+    assert again.config == settings.config
+    assert again == settings
+    # results.json embeds the config under "config": the same run from it.
+    write_json(str(tmp_path / "results.json"), {"config": settings.config, "environment": {}, "test_nll_nats": 1.0})
+    assert schema.validate(load_config(str(tmp_path / "results.json"))) == settings
+
+
+def _cli(config_name: str, workdir: str, overrides: dict) -> list[str]:
+    return [sys.executable, "-m", "experiments.main", "--config",
+            os.path.join(REPO, "experiments", "configs", f"{config_name}.py"),
+            "--workdir", workdir, *[f"--config.{k}={v}" for k, v in overrides.items()]]
+
+
+def _env():
+    return dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu")
+
+
+def _logged_steps(workdir: str) -> int:
+    try:
+        with open(os.path.join(workdir, "metrics.jsonl")) as f:
+            return sum(1 for line in f if line.strip())
+    except FileNotFoundError:
+        return 0
+
+
+# A flow and an autoregressive model, small enough to train in seconds but long enough to
+# be interrupted mid-run (the signal goes out once the first metrics are logged).
+INTERRUPTED = {
+    "realnvp_vector_digits": dict(
+        **{"model.num_couplings": 2, "model.hidden_features": 16, "train.num_steps": 2000,
+           "train.log_every": 50, "train.eval_every": 1000, "train.patience": 0}),
+    "made_digits": dict(
+        **{"model.hidden_sizes": "(32,)", "train.num_steps": 2000, "train.log_every": 50,
+           "train.eval_every": 1000}),
+}
+
+
+@pytest.mark.parametrize("config_name, signum", [("realnvp_vector_digits", signal.SIGINT),
+                                                 ("made_digits", signal.SIGTERM)])
+def test_interrupted_command_resumes_to_the_uninterrupted_result(config_name, signum,
+                                                                 tmp_path):
+    from experiments.load import load_run
+    from flax import nnx
+    import jax
+    overrides = dict(INTERRUPTED[config_name], **{"sampler.timing_repeats": 1})
+    workdir, reference = str(tmp_path / "run"), str(tmp_path / "reference")
+    proc = subprocess.Popen(_cli(config_name, workdir, overrides), cwd=REPO, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while _logged_steps(workdir) < 1 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signum, stderr[-3000:]
+    name = signal.Signals(signum).name
+    assert f"training interrupted by {name} at step" in stderr and "again to resume" in stderr
+    assert "Traceback" not in stderr and "Fatal Python error" not in stderr, stderr[-3000:]
+    assert not os.path.exists(os.path.join(workdir, "results.json"))
+
+    again = subprocess.run(_cli(config_name, workdir, overrides), cwd=REPO, env=_env(),
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    ref = subprocess.run(_cli(config_name, reference, overrides), cwd=REPO, env=_env(),
+                         capture_output=True, text=True, timeout=600)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    a, b = load_run(workdir).model, load_run(reference).model
+    for x, y in zip(jax.tree.leaves(nnx.state(a)), jax.tree.leaves(nnx.state(b))):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    results = [json.load(open(os.path.join(d, "results.json"))) for d in (workdir, reference)]
+    assert results[0]["test_nll_nats"] == results[1]["test_nll_nats"]
