@@ -18,7 +18,7 @@ def toy_ebm_config(toy_name: str):
                                   step_size=0.005, noise_scale=0.1, reinit_prob=0.05,
                                   energy_reg=0.1, buffer_size=10000),
         train=dict(num_steps=3000, batch_size=256, steps_per_call=100, log_every=500,
-                   eval_every=0, progress=False),
+                   eval_every=0),
         optim=dict(name="adam", lr=1e-3, b1=0.0, b2=0.999),
         sampler=dict(num_samples=500),
         eval=dict(num_plot_samples=2000),

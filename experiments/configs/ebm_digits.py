@@ -16,7 +16,7 @@ def get_config():
                                   sample_steps=100, ais_num_temps=1000, ais_num_runs=100,
                                   ais_step_size=0.0005),
         train=dict(num_steps=1000, batch_size=64, steps_per_call=1, log_every=500,
-                   eval_every=0, progress=False),
+                   eval_every=0),
         optim=dict(name="adam", lr=1e-3, b1=0.0, b2=0.999),
         eval=dict(num_plot_samples=64),
     )
