@@ -10,16 +10,23 @@ with ``p(x_i | x_{<i})`` given by a head (`jaxgen.autoregressive.heads`) from ne
 the input, e.g. one-hot or scaled values) and ``params_from_inputs(inputs)`` (one parallel
 pass, teacher forcing: ``theta_i`` for every ``i`` at once). The Jacobian of
 ``params_from_inputs`` is how tests prove the autoregressive property.
+
+Generation order. Every model here generates in raster order except `MADE` with
+``ordering="random"``, which draws position ``o_t`` at step ``t`` (``o`` a permutation) and
+factorizes ``log p(x) = sum_t log p(x_{o_t} | x_{o_{<t}})``; it overrides `fill_naive` and
+`log_prob_per_dim` to follow its order. "Step ``t``" and "the first ``L`` positions" below
+always mean the generation order (raster for the others).
 """
 from __future__ import annotations
 
 import math
+import operator
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxgen.baselines.factorized_categorical import check_event_batch, check_levels
+from jaxgen.checks import check_count, check_event_batch, check_levels
 from jaxgen.types import Array, PRNGKey
 
 
@@ -60,42 +67,93 @@ class AutoregressiveModel(nnx.Module):
         return x.astype(jnp.int32)
 
     def log_prob_per_dim(self, params: Array, x: Array) -> Array:
-        """``log p(x_i | theta_i)`` per raster position: params ``[B, *E, P]`` (from
-        `params_from_inputs`) and levels ``[B, *E]`` -> ``[B, D]`` nats."""
-        return self.head.log_prob(params, x).reshape(x.shape[0], -1)
+        """The chain rule's factors, one column per generation step: params ``[B, *E, P]``
+        (from `params_from_inputs`) and levels ``[B, *E]`` -> ``[B, D]`` nats, column ``t``
+        = ``log p(x_{o_t} | x_{o_{<t}})`` (raster models: ``o_t = t``). Summing columns
+        ``t >= L`` scores what `fill_naive` from ``start = L`` samples."""
+        return self.head.log_prob(params, x).reshape(x.shape[0], self.num_dims)
 
     def log_prob(self, x: Array) -> Array:
-        """``sum_i log p(x_i | x_{<i})``: ``[B, *event_shape]`` int levels -> ``[B]`` nats."""
+        """``sum_i log p(x_i | x_{<i})``: ``[B, *event_shape]`` int levels -> ``[B]`` nats.
+
+        An empty batch ``[0, *event_shape]`` gives an empty ``[0]`` float array."""
         x = self.check_input(x)
         params = self.params_from_inputs(self.encode(x))  # [B, *E, P]
         return jnp.sum(self.log_prob_per_dim(params, x), axis=-1)
 
+    def check_fill_input(self, x_flat, start) -> tuple[Array, int]:
+        """`fill_naive`'s arguments: ``x_flat`` must be ``[n, D]``, ``start`` a (static)
+        int in ``[0, D]``; returns ``(x_flat as int32, start)``.
+
+        Raises:
+          ValueError: naming the shape of ``x_flat`` or the value of ``start``.
+          TypeError: ``start`` is not an int.
+        """
+        d = self.num_dims
+        x_flat = jnp.asarray(x_flat)
+        if x_flat.ndim != 2 or x_flat.shape[1] != d:
+            raise ValueError(f"{type(self).__name__}.fill_naive expects x_flat of shape "
+                             f"[n, D] = [n, {d}], got shape {tuple(x_flat.shape)}")
+        if isinstance(start, bool):
+            raise TypeError(f"start must be an int in [0, D] = [0, {d}], got {start!r}")
+        try:
+            start = operator.index(start)
+        except TypeError:
+            raise TypeError(f"start must be an int in [0, D] = [0, {d}], got {start!r} "
+                            f"({type(start).__name__})") from None
+        if not 0 <= start <= d:
+            raise ValueError(f"start must be in [0, D] = [0, {d}], got {start}")
+        return x_flat.astype(jnp.int32), start
+
     def fill_naive(self, key: PRNGKey, x_flat: Array, start: int = 0) -> Array:
-        """Keeps positions ``< start`` of ``x_flat [n, D]`` (int levels) and draws positions
-        ``start .. D-1`` in raster order, ``x_i ~ p(. | x_{<i})``, one full forward pass per
-        position (a ``lax.scan``). Position ``i`` uses the key ``split(key, D)[i]`` whatever
-        ``start`` is. Returns ``[n, *event_shape]`` int32."""
-        n, d = x_flat.shape[0], self.num_dims
+        """Prefix completion: keeps the first ``start`` positions of the generation order
+        and draws the rest from the model's conditional given them,
+
+            s_{o_t} = x_{o_t} for t < start,   s_{o_t} ~ p(. | s_{o_{<t}}) for t >= start,
+
+        one full `params_from_inputs` pass per step (a ``lax.scan``). For a raster model
+        ``o_t = t``: positions ``< start`` are kept. Levels of ``x_flat`` outside the prefix
+        are never read. Step ``t`` uses the key ``split(key, D)[t]`` whatever ``start`` is,
+        so ``start = 0`` returns ``sample_naive(key, n)`` exactly.
+
+        Args:
+          key: PRNG key.
+          x_flat: ``[n, D]`` int levels, flat in raster order (only the prefix is read).
+          start: ``L`` in ``[0, D]`` (static); 0 samples from scratch, ``D`` copies.
+
+        Returns:
+          ``[n, *event_shape]`` int32.
+        """
+        x_flat, start = self.check_fill_input(x_flat, start)
+        n, d, p = x_flat.shape[0], self.num_dims, self.head.num_params
         keys = jax.random.split(key, d)[start:]
 
         def step(x_flat, inputs):  # x_flat [n, D]
             i, key_i = inputs
             params = self.params_from_inputs(self.encode(x_flat.reshape(n, *self.event_shape)))
-            params_i = jax.lax.dynamic_index_in_dim(params.reshape(n, d, -1), i, 1, False)
+            params_i = jax.lax.dynamic_index_in_dim(params.reshape(n, d, p), i, 1, False)
             return x_flat.at[:, i].set(self.head.sample(key_i, params_i)), None  # [n, P] -> [n]
 
-        x, _ = jax.lax.scan(step, x_flat.astype(jnp.int32), (jnp.arange(start, d), keys))
+        x, _ = jax.lax.scan(step, x_flat, (jnp.arange(start, d), keys))
         return x.reshape(n, *self.event_shape)
 
     def sample_naive(self, key: PRNGKey, n: int) -> Array:
-        """Ancestral sampling with one full forward pass per position (`fill_naive` from
-        zeros). Position ``i`` (raster order) is drawn with key ``split(key, D)[i]``; fast
+        """Ancestral sampling from ``p(x)``, one full forward pass per step (`fill_naive`
+        from zeros, ``start = 0``). Step ``t`` is drawn with key ``split(key, D)[t]``; fast
         samplers use the same keys, so they return identical samples.
+
+        Raises:
+          ValueError / TypeError: ``n`` is not an integer ``>= 1`` (`check_count`).
         """
+        n = check_count("n", n)
         return self.fill_naive(key, jnp.zeros((n, self.num_dims), jnp.int32))
 
     def sample(self, key: PRNGKey, n: int) -> Array:
-        """``n`` samples ``[n, *event_shape]`` int32 (naive unless a subclass is faster)."""
+        """``n`` samples ``[n, *event_shape]`` int32 (naive unless a subclass is faster).
+
+        Raises:
+          ValueError / TypeError: ``n`` is not an integer ``>= 1`` (`check_count`).
+        """
         return self.sample_naive(key, n)
 
 

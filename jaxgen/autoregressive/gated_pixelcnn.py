@@ -30,6 +30,7 @@ from flax import nnx
 
 from jaxgen.autoregressive.base import AutoregressiveModel
 from jaxgen.autoregressive.heads import make_head
+from jaxgen.checks import check_count
 from jaxgen.autoregressive.pixelcnn import _check_image_shape
 from jaxgen.nn.gated import gated_activation
 from jaxgen.nn.masked_conv import conv2d
@@ -142,7 +143,7 @@ class GatedPixelCNN(AutoregressiveModel):
             return (gated_activation(v_pre), hs, False), None
 
         (_, hs, _), _ = layer_scan(layer, (x, x, True), layers)
-        return self._output(hs).reshape(b, h, w, c, -1)
+        return self._output(hs).reshape(b, h, w, c, self.head.num_params)  # B may be 0
 
     def log_prob(self, x: Array, labels: Array | None = None) -> Array:
         """``[B, H, W, C]`` int levels (and ``labels [B]`` if conditional) -> ``[B]`` nats."""
@@ -162,7 +163,12 @@ class GatedPixelCNN(AutoregressiveModel):
             del self.params_from_inputs
 
     def sample(self, key: PRNGKey, n: int, labels: Array | None = None) -> Array:
-        """Fast sampling with vertical row caches and a horizontal per-row cache."""
+        """Fast sampling with vertical row caches and a horizontal per-row cache.
+
+        Raises:
+          ValueError / TypeError: ``n`` is not an integer ``>= 1`` (`check_count`).
+        """
+        n = check_count("n", n)
         (h, w, c), d = self.event_shape, self.num_dims
         q, k = self.kernel_size // 2, self.kernel_size
         num_layers, f2 = self.v_bias.shape

@@ -19,11 +19,29 @@ all of them; at test time `log_prob` averages their probabilities (an ensemble):
 ``log p(x) = logsumexp_m log p_m(x) - log M``, itself a normalized distribution. The
 ensemble costs ``M`` forward passes (a ``lax.map`` over the masks: one compiled pass).
 
+Sampling follows `log_prob` exactly: `sample`, `sample_naive` and `fill_naive` draw a member
+``m ~ U{0..M-1}`` per sample and then its dimensions in its own ordering, ``x_{o^m_t} ~
+p_m(. | x_{o^m_{<t}})`` (one forward pass per step). For one mask that is ancestral
+sampling in the mask's ordering; a raster-order loop would be wrong for a random ordering
+(position ``o_t``'s conditional reads positions that come later in raster order).
+
+Prefix completion (`fill_naive` from ``start = L``) keeps the first ``L`` positions of the
+model's generation order, ``S = orderings[0, :L]`` (raster positions ``< L`` for
+``ordering="natural"``), and samples the rest from the ensemble's conditional
+
+    p(x_rest | x_S) = sum_m w_m p_m(x_rest | x_S),   w_m = p_m(x_S) / sum_m' p_m'(x_S),
+
+i.e. the member is drawn from its posterior given the prefix, then continues in its order.
+``p_m(x_S)`` is the product of mask ``m``'s first ``L`` factors only when ``S`` is a prefix of
+its ordering too; that holds for every ``L`` when all masks share one ordering
+(``ordering="natural"``, or one mask), and `fill_naive` refuses ``0 < L < D`` otherwise.
+
 ``dropout > 0`` drops hidden units during training only (inverted dropout, active when a
 ``dropout_key`` is passed, as `made_loss` does); ``log_prob`` and ``sample`` never drop.
 """
 from __future__ import annotations
 
+import math
 import operator
 from typing import Sequence
 
@@ -34,6 +52,7 @@ from flax import nnx
 
 from jaxgen.autoregressive.base import AutoregressiveModel
 from jaxgen.autoregressive.heads import make_head
+from jaxgen.checks import check_count
 from jaxgen.nn.masked_dense import MaskedDense
 from jaxgen.nn.masks import Mask, made_degrees, made_masks
 from jaxgen.types import Array, PRNGKey
@@ -57,6 +76,8 @@ class MADE(AutoregressiveModel):
 
     Attributes:
       orderings: ``Mask [num_masks, D]`` int, ``orderings[m, t]`` = the dimension drawn t-th.
+      shares_one_ordering: static bool, every mask has ``orderings[0]`` (natural ordering,
+        or one mask): then every prefix of the order can be conditioned on (`fill_naive`).
       layers: hidden `MaskedDense` layers, then the output layer (``D * P`` units).
       direct: ``None``, or the `MaskedDense` input-to-output layer ``[D * F, D * P]``
         (no bias) when ``direct_connections=True``.
@@ -130,6 +151,7 @@ class MADE(AutoregressiveModel):
             if direct_connections:  # no hidden layer: M_A[j, d] = 1[rank(d) > rank(j)]
                 direct.append(made_masks(in_degrees, [], out_degrees)[0])
         self.orderings = Mask(jnp.asarray(np.stack(orders), jnp.int32))  # [M, D]
+        self.shares_one_ordering = bool(np.all(np.stack(orders) == orders[0]))
         self.layers = nnx.List([MaskedDense(np.stack(ms), rngs=rngs) for ms in per_layer])
         # Created after the MLP, so the MLP's initial parameters do not depend on
         # direct_connections (the same rngs draws in the same order).
@@ -145,7 +167,7 @@ class MADE(AutoregressiveModel):
         """``[B, *E, F]`` -> ``[B, *E, P]`` with mask set ``mask_index`` (may be traced);
         with ``dropout_key`` (and ``dropout > 0``) hidden units are dropped (training)."""
         b = inputs.shape[0]
-        x = inputs.reshape(b, -1)  # [B, D * F]
+        x = inputs.reshape(b, math.prod(inputs.shape[1:]))  # [B, D * F] (explicit: B may be 0)
         h = x
         for i, layer in enumerate(self.layers[:-1]):
             h = jax.nn.relu(layer(h, mask_index))  # [B, H]
@@ -168,7 +190,18 @@ class MADE(AutoregressiveModel):
                           dropout_key: PRNGKey | None = None) -> Array:
         params = self.params_from_inputs(self.encode(x), mask_index,
                                          dropout_key)  # [B, *E, P]
-        return jnp.sum(self.log_prob_per_dim(params, x), axis=-1)
+        # raster-order factors (the sum does not depend on their order)
+        return jnp.sum(super().log_prob_per_dim(params, x), axis=-1)
+
+    def log_prob_per_dim(self, params: Array, x: Array, mask_index: Array | int = 0) -> Array:
+        """Mask ``m``'s chain-rule factors in its generation order: params ``[B, *E, P]``
+        (from ``params_from_inputs(..., m)``) and levels ``[B, *E]`` -> ``[B, D]`` nats,
+        column ``t`` = ``log p_m(x_{o_t} | x_{o_{<t}})`` with ``o = orderings[m]`` (the raster
+        column of position ``o_t``; for ``ordering="natural"`` the raster order itself).
+        Columns ``t >= L`` sum to ``log p_m(x_rest | x_S)``, the score of what a single
+        mask's `fill_naive` from ``start = L`` samples."""
+        per_position = super().log_prob_per_dim(params, x)  # [B, D], raster order
+        return per_position[:, self.orderings[...][mask_index]]  # [B, D], generation order
 
     def log_prob_per_mask(self, x: Array) -> Array:
         """``log p_m(x)`` for every mask, ``[M, B]`` (a ``lax.map``: one compiled pass)."""
@@ -177,31 +210,51 @@ class MADE(AutoregressiveModel):
                            jnp.arange(self.num_masks))  # [M, B]
 
     def log_prob(self, x: Array) -> Array:
-        """Ensemble ``logsumexp_m log p_m(x) - log M`` (``= log p_0(x)`` for one mask)."""
+        """Ensemble ``logsumexp_m log p_m(x) - log M`` (``= log p_0(x)`` for one mask):
+        ``[B, *event_shape]`` int levels -> ``[B]`` nats (``[0]`` for an empty batch)."""
         if self.num_masks == 1:
             return self.log_prob_with_mask(x, 0)
         per_mask = self.log_prob_per_mask(x)  # [M, B]
         return jax.nn.logsumexp(per_mask, axis=0) - jnp.log(self.num_masks)  # [B]
 
-    def sample(self, key: PRNGKey, n: int) -> Array:
-        """Ancestral sampling from the ensemble: draw a mask ``m ~ U{0..M-1}`` per sample,
-        then its dimensions in its ordering, one forward pass per step (``lax.scan``).
+    def _prefix_log_prob_per_mask(self, x_flat: Array, start: int) -> Array:
+        """``log p_m(x_S)`` ``[M, n]`` for ``S = orderings[0, :start]``, a prefix of every
+        mask's ordering (``shares_one_ordering``): the sum of mask ``m``'s first ``start``
+        factors, an exact marginal because the factors of ``S`` read only ``S``."""
+        x = x_flat.reshape(x_flat.shape[0], *self.event_shape)
 
-        With ``M > 1`` each sample's pass uses only its own mask (a ``vmap`` over samples),
-        so a step costs one pass, not ``M``.
+        def one_mask(m):
+            params = self.params_from_inputs(self.encode(x), m)  # [n, *E, P]
+            return jnp.sum(self.log_prob_per_dim(params, x, m)[:, :start], axis=-1)  # [n]
+
+        return jax.lax.map(one_mask, jnp.arange(self.num_masks))  # [M, n]
+
+    def _ancestral(self, key: PRNGKey, x_flat: Array, start: int, component: Array) -> Array:
+        """Steps ``t = start .. D-1`` of sample ``b`` in member ``component[b]``'s ordering:
+        ``x_{o_t} ~ p_m(. | x_{o_{<t}})``, with key ``split(key, D)[t]`` at step ``t``.
+
+        Args:
+          key: PRNG key of the steps.
+          x_flat: ``[n, D]`` int32 levels; the first ``start`` positions of each sample's
+            ordering are kept.
+          start: first step drawn (static).
+          component: ``[n]`` int member of each sample.
+
+        Returns:
+          ``[n, *event_shape]`` int32.
         """
-        d, num_masks = self.num_dims, self.num_masks
-        mask_key, key = jax.random.split(key)
-        component = jax.random.randint(mask_key, (n,), 0, num_masks)  # [n]
+        n, d, num_masks = x_flat.shape[0], self.num_dims, self.num_masks
+        p = self.head.num_params
         positions = self.orderings[...][component]  # [n, D]
-        keys = jax.random.split(key, d)
+        keys = jax.random.split(key, d)[start:]
 
         def params_of(x_flat):  # [n, D] -> [n, D, P]
             x = x_flat.reshape(n, *self.event_shape)
             if num_masks == 1:
-                return self.params_from_inputs(self.encode(x), 0).reshape(n, d, -1)
+                return self.params_from_inputs(self.encode(x), 0).reshape(n, d, p)
+            # each sample's pass uses only its own mask: a step costs one pass, not M
             one = lambda xi, m: self.params_from_inputs(self.encode(xi[None]), m)[0]
-            return jax.vmap(one)(x, component).reshape(n, d, -1)
+            return jax.vmap(one)(x, component).reshape(n, d, p)
 
         def step(x_flat, inputs):
             t, key_t = inputs
@@ -209,8 +262,68 @@ class MADE(AutoregressiveModel):
             params_t = params_of(x_flat)[jnp.arange(n), pos]  # [n, P]
             return x_flat.at[jnp.arange(n), pos].set(self.head.sample(key_t, params_t)), None
 
-        x, _ = jax.lax.scan(step, jnp.zeros((n, d), jnp.int32), (jnp.arange(d), keys))
+        x, _ = jax.lax.scan(step, x_flat, (jnp.arange(start, d), keys))
         return x.reshape(n, *self.event_shape)
+
+    def fill_naive(self, key: PRNGKey, x_flat: Array, start: int = 0) -> Array:
+        """Prefix completion from the ensemble (module docstring): keeps the first ``start``
+        positions of the generation order, ``S = orderings[0, :start]``, and draws the rest
+        from ``p(x_rest | x_S) = sum_m w_m p_m(x_rest | x_S)``, ``w_m ∝ p_m(x_S)``.
+
+        One mask: steps ``t >= start`` of ``orderings[0]`` with keys ``split(key, D)[t]``
+        (the natural ordering gives the raster loop of `AutoregressiveModel.fill_naive`,
+        sample for sample). ``M > 1``: ``mask_key, key = split(key)``; the member is
+        ``randint(mask_key, (n,), 0, M)`` for ``start = 0`` (the draw `sample` makes, so then
+        ``sample_naive(key, n) == sample(key, n)``) and ``categorical(mask_key, log w)``
+        otherwise. ``start = 0`` returns ``sample_naive(key, n)`` exactly.
+
+        Args:
+          key: PRNG key.
+          x_flat: ``[n, D]`` int levels in raster order (only positions ``S`` are read).
+          start: ``L`` in ``[0, D]`` (static).
+
+        Returns:
+          ``[n, *event_shape]`` int32.
+
+        Raises:
+          ValueError: bad ``x_flat`` shape or ``start``; or ``M > 1`` masks with different
+            orderings and ``0 < start < D`` (``S`` is not a prefix of every member's
+            ordering, so ``p_m(x_S)`` is an intractable marginal).
+        """
+        x_flat, start = self.check_fill_input(x_flat, start)
+        n, d, num_masks = x_flat.shape[0], self.num_dims, self.num_masks
+        if num_masks == 1:
+            return self._ancestral(key, x_flat, start, jnp.zeros((n,), jnp.int32))
+        if 0 < start < d and not self.shares_one_ordering:
+            raise ValueError(
+                f"start={start}: this MADE ensemble's {num_masks} masks have different "
+                "orderings, so the first start positions of mask 0's ordering are not a "
+                "prefix of the others' and the ensemble's conditional given them is "
+                f"intractable; use start=0 (or D={d}), one mask, or ordering='natural'")
+        mask_key, key = jax.random.split(key)
+        if start == 0 or start == d:
+            component = jax.random.randint(mask_key, (n,), 0, num_masks)  # [n]
+        else:
+            log_w = self._prefix_log_prob_per_mask(x_flat, start)  # [M, n], unnormalized
+            component = jax.random.categorical(mask_key, log_w, axis=0)  # [n]
+        return self._ancestral(key, x_flat, start, component)
+
+    def sample(self, key: PRNGKey, n: int) -> Array:
+        """Ancestral sampling from the ensemble: draw a mask ``m ~ U{0..M-1}`` per sample,
+        then its dimensions in its ordering, one forward pass per step (``lax.scan``).
+
+        With ``M > 1`` each sample's pass uses only its own mask (a ``vmap`` over samples),
+        so a step costs one pass, not ``M``; the samples equal ``sample_naive(key, n)``. With
+        one mask the key is split as for ``M > 1`` (``sample_naive`` does not split it):
+        the same distribution, another stream.
+
+        Raises:
+          ValueError / TypeError: ``n`` is not an integer ``>= 1`` (`check_count`).
+        """
+        n = check_count("n", n)
+        mask_key, key = jax.random.split(key)
+        component = jax.random.randint(mask_key, (n,), 0, self.num_masks)  # [n]
+        return self._ancestral(key, jnp.zeros((n, self.num_dims), jnp.int32), 0, component)
 
 
 def made_loss(model: MADE, batch: Array, key: PRNGKey):

@@ -43,7 +43,7 @@ class NADE(AutoregressiveModel):
     def params_from_inputs(self, inputs: Array) -> Array:
         """``[B, *E, F]`` -> ``[B, *E, P]``."""
         bsz = inputs.shape[0]
-        x = inputs.reshape(bsz, self.num_dims, -1).astype(jnp.float32)  # [B, D, F]
+        x = inputs.reshape(bsz, self.num_dims, inputs.shape[-1]).astype(jnp.float32)  # [B,D,F]
 
         # One scan step per position, the running sum ``a`` [B, H] as the carry: theta_d is
         # read off before x_d is added, so a_d is structurally free of x_{>=d}. (Not an
@@ -57,7 +57,7 @@ class NADE(AutoregressiveModel):
         a0 = jnp.broadcast_to(self.c[...], (bsz, self.c.shape[0]))
         _, params = jax.lax.scan(step, a0, (self.W[...], self.V[...], self.b[...],
                                             jnp.swapaxes(x, 0, 1)))  # [D, B, P]
-        return jnp.swapaxes(params, 0, 1).reshape(bsz, *self.event_shape, -1)
+        return jnp.swapaxes(params, 0, 1).reshape(bsz, *self.event_shape, self.head.num_params)
 
 
 __all__ = ["NADE"]

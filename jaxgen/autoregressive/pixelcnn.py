@@ -25,6 +25,7 @@ from flax import nnx
 
 from jaxgen.autoregressive.base import AutoregressiveModel
 from jaxgen.autoregressive.heads import make_head
+from jaxgen.checks import check_count
 from jaxgen.nn.masked_conv import MaskedConv2d, conv2d
 from jaxgen.nn.masks import Mask, channel_groups, conv_mask
 from jaxgen.types import Array, PRNGKey
@@ -91,10 +92,15 @@ class PixelCNN(AutoregressiveModel):
 
         act, _ = layer_scan(block, act, (self.block_kernels[...], self.block_biases[...]))
         out = self.output(jax.nn.relu(self.hidden_out(jax.nn.relu(act))))  # [B, H, W, C*P]
-        return out.reshape(b, h, w, c, -1)
+        return out.reshape(b, h, w, c, self.head.num_params)  # explicit: B may be 0
 
     def sample(self, key: PRNGKey, n: int) -> Array:
-        """Fast (cached) ancestral sampling; identical to `sample_naive` for the same key."""
+        """Fast (cached) ancestral sampling; identical to `sample_naive` for the same key.
+
+        Raises:
+          ValueError / TypeError: ``n`` is not an integer ``>= 1`` (`check_count`).
+        """
+        n = check_count("n", n)
         (h, w, c), d = self.event_shape, self.num_dims
         q0, q = self.input_conv.padding[0][0], self.kernel_size // 2
         f = self.block_biases.shape[-1]

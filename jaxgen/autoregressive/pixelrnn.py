@@ -76,7 +76,7 @@ class _PixelRNNBase(AutoregressiveModel):
     def _readout(self, act: Array) -> Array:
         b, (h, w, c) = act.shape[0], self.event_shape
         out = self.output(jax.nn.relu(self.hidden_out(jax.nn.relu(act))))
-        return out.reshape(b, h, w, c, -1)
+        return out.reshape(b, h, w, c, self.head.num_params)  # explicit: B may be 0
 
 
 class RowLSTM(_PixelRNNBase):

@@ -21,6 +21,7 @@ from flax import nnx
 
 from jaxgen.autoregressive.base import AutoregressiveModel
 from jaxgen.autoregressive.heads import make_head
+from jaxgen.checks import check_count
 from jaxgen.types import Array, PRNGKey
 
 
@@ -81,7 +82,7 @@ class LSTMModel(AutoregressiveModel):
     def params_from_inputs(self, inputs: Array) -> Array:
         """``[B, *E, K]`` -> ``[B, *E, P]`` (teacher forcing)."""
         b = inputs.shape[0]
-        x = inputs.reshape(b, self.num_dims, -1)  # [B, D, K]
+        x = inputs.reshape(b, self.num_dims, inputs.shape[-1])  # [B, D, K] (B may be 0)
         shifted = jnp.concatenate([jnp.zeros_like(x[:, :1]), x[:, :-1]], axis=1)
 
         def step(state, x_t):
@@ -89,10 +90,16 @@ class LSTMModel(AutoregressiveModel):
             return state, state[0]
 
         _, hs = jax.lax.scan(step, self.initial_state(b), shifted.swapaxes(0, 1))  # [D,B,H]
-        return self.readout(hs.swapaxes(0, 1)).reshape(b, *self.event_shape, -1)
+        return self.readout(hs.swapaxes(0, 1)).reshape(b, *self.event_shape,
+                                                      self.head.num_params)
 
     def sample(self, key: PRNGKey, n: int) -> Array:
-        """Stateful ancestral sampling (one LSTM step per position)."""
+        """Stateful ancestral sampling (one LSTM step per position).
+
+        Raises:
+          ValueError / TypeError: ``n`` is not an integer ``>= 1`` (`check_count`).
+        """
+        n = check_count("n", n)
         d = self.num_dims
         keys = jax.random.split(key, d)
 

@@ -20,6 +20,7 @@ from flax import nnx
 
 from jaxgen.autoregressive.base import AutoregressiveModel
 from jaxgen.autoregressive.heads import make_head
+from jaxgen.checks import check_count
 from jaxgen.nn.attention import CausalSelfAttention
 from jaxgen.types import Array, PRNGKey
 
@@ -76,15 +77,21 @@ class CausalTransformer(AutoregressiveModel):
     def params_from_inputs(self, inputs: Array) -> Array:
         """``[B, *E, K]`` one-hot (or relaxed) -> ``[B, *E, P]``."""
         b = inputs.shape[0]
-        tokens = inputs.reshape(b, self.num_dims, -1) @ self.token_embed[...]  # [B, D, d]
+        tokens = (inputs.reshape(b, self.num_dims, inputs.shape[-1])  # B may be 0
+                  @ self.token_embed[...])  # [B, D, d]
         start = jnp.broadcast_to(self.start[...], (b, 1, tokens.shape[-1]))
         u = jnp.concatenate([start, tokens[:, :-1]], axis=1) + self.positions[...]  # shift
         for block in self.blocks:
             u = block(u)
-        return self.readout(self.norm(u)).reshape(b, *self.event_shape, -1)
+        return self.readout(self.norm(u)).reshape(b, *self.event_shape, self.head.num_params)
 
     def sample(self, key: PRNGKey, n: int) -> Array:
-        """KV-cached sampling, one token per ``lax.scan`` step; equals `sample_naive`."""
+        """KV-cached sampling, one token per ``lax.scan`` step; equals `sample_naive`.
+
+        Raises:
+          ValueError / TypeError: ``n`` is not an integer ``>= 1`` (`check_count`).
+        """
+        n = check_count("n", n)
         d = self.num_dims
         keys = jax.random.split(key, d)
         caches = [block.attn.init_cache(n, d) for block in self.blocks]

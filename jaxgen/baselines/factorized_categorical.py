@@ -6,6 +6,7 @@ is counting, and its training NLL equals the sum of the per-dimension empirical 
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import jax
@@ -13,9 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-# check_event_batch and check_levels are also still imported from here by
-# jaxgen/autoregressive/base.py; new code imports them from jaxgen.checks.
-from jaxgen.checks import (check_at_least, check_event_batch, check_levels,
+# check_event_batch and check_levels stay importable from here for older callers; new code
+# imports them from jaxgen.checks.
+from jaxgen.checks import (check_at_least, check_count, check_event_batch, check_levels,
                            check_training_data)
 from jaxgen.distributions.categorical import categorical_log_prob, sample_inverse_cdf
 from jaxgen.types import Array, PRNGKey
@@ -74,16 +75,24 @@ class FactorizedCategorical(nnx.Module):
     def log_prob(self, x: Array) -> Array:
         """``sum_d log p_d(x_d)``: ``[B, *event_shape]`` int levels -> ``[B]`` nats.
 
+        An empty batch ``[0, *event_shape]`` gives an empty ``[0]`` float array.
+
         Raises ValueError on a shape mismatch or (concrete ``x``) out-of-range levels, and
         TypeError on non-integer dtypes (floats are rejected even when integral: cast them).
         """
         x = check_event_batch(x, self.event_shape, type(self).__name__)
         check_levels(x, self.num_levels, type(self).__name__)
         log_probs = categorical_log_prob(self.logits[...], x.astype(jnp.int32))  # [B, *E]
-        return jnp.sum(log_probs.reshape(x.shape[0], -1), axis=-1)
+        # explicit D, not -1: reshaping a size-0 array with -1 divides by zero
+        return jnp.sum(log_probs.reshape(x.shape[0], math.prod(self.event_shape)), axis=-1)
 
     def sample(self, key: PRNGKey, n: int) -> Array:
-        """``n`` draws by inverse-CDF sampling, ``[n, *event_shape]`` int32."""
+        """``n`` draws by inverse-CDF sampling, ``[n, *event_shape]`` int32.
+
+        Raises:
+          ValueError / TypeError: ``n`` is not an integer ``>= 1`` (`check_count`).
+        """
+        n = check_count("n", n)
         return sample_inverse_cdf(key, self.probs(), (n, *self.event_shape))
 
 
