@@ -44,11 +44,16 @@ DEMO_CONFIGS = (
     "rbm_digits",
 )
 
-_WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Output directory of the demo.")
-_CONFIGS = flags.DEFINE_list("configs", list(DEMO_CONFIGS), "Config names to run.")
-_NUM_STEPS = flags.DEFINE_integer(
-    "num_steps", 0, "If > 0, overrides train.num_steps of every config (a multiple of its "
-    "train.steps_per_call); for quick checks.")
+
+
+def _define_flags():
+    """The demo's flags, defined only when it runs as ``python -m experiments.demo`` (so
+    that importing it next to `experiments.main`, which has its own ``--workdir``, works)."""
+    return (flags.DEFINE_string("workdir", "runs/demo", "Output directory of the demo."),
+            flags.DEFINE_list("configs", list(DEMO_CONFIGS), "Config names to run."),
+            flags.DEFINE_integer(
+                "num_steps", 0, "If > 0, overrides train.num_steps of every config (a "
+                "multiple of its train.steps_per_call); for quick checks."))
 
 _COLUMNS = (  # (header, row key, format)
     ("model", "model", "{}"),
@@ -155,4 +160,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _WORKDIR, _CONFIGS, _NUM_STEPS = _define_flags()
     app.run(main)

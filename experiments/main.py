@@ -7,7 +7,7 @@ Values are read as the schema's types: ``--config.data.valid_key=None`` (or ``no
 ``null``) sets None, for any key (the schema then says whether None is allowed there);
 ``true``/``false`` are bools, and numbers are numbers even where the config file holds
 None or an int where the schema expects a float (`experiments.config_io.parse_value`).
-Examples::
+``--list`` prints the shipped configs, one line each. Examples::
 
     python -m experiments.main --config experiments/configs/diagonal_gaussian_moons.py \\
         --workdir runs/moons
@@ -32,7 +32,9 @@ from experiments.config_io import (NULL_LITERALS, check_config_file, expected_ty
 from experiments.run import quiet_library_logs, run_experiment
 from experiments.schema import ConfigError
 from experiments.workdir import WorkdirError
+from jaxgen.data.dataset import DataFileError
 from jaxgen.training import TrainingInterrupted
+from jaxgen.training.checkpoint import CheckpointError
 from jaxgen.training.sharding import maybe_initialize_distributed
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -100,11 +102,16 @@ def _overrides(argv: list[str], config) -> list[_Override]:
     return found
 
 
-def _split_overrides(argv: list[str], config) -> tuple[list[str], dict[str, str]]:
+def _split_overrides(argv: list[str], config, defer_data: bool = False
+                     ) -> tuple[list[str], dict[str, str]]:
     """``argv`` without the deferred overrides, and those as ``{key: text}``. The last
     occurrence of a key wins, as with absl: a deferred one removes every earlier one of its
-    key, and a later ordinary one drops the earlier deferred ones."""
+    key, and a later ordinary one drops the earlier deferred ones. ``defer_data``: every
+    ``data.*`` override is deferred (the data source changes, see `_new_data_source`)."""
     overrides = _overrides(argv, config)
+    if defer_data:
+        overrides = [o._replace(deferred=True) if o.key.startswith("data.") else o
+                     for o in overrides]
     last = {o.key: o for o in overrides}
     drop = {i for o in overrides if o.deferred or last[o.key].deferred
             for i in range(o.start, o.stop)}
@@ -140,6 +147,49 @@ def _preload(path: str | None):
         return None
 
 
+def list_configs() -> str:
+    """One line per shipped config: its name and its docstring's first line (read without
+    importing the file)."""
+    import ast
+
+    from experiments.config_io import CONFIG_DIR, known_config_names
+    lines = []
+    for name in known_config_names():
+        with open(os.path.join(CONFIG_DIR, f"{name}.py")) as f:
+            doc = ast.get_docstring(ast.parse(f.read())) or ""
+        lines.append(f"{name:40s} {doc.strip().splitlines()[0] if doc.strip() else ''}")
+    return ("configs (--config experiments/configs/NAME.py; any leaf can be overridden, e.g. "
+            "--config.train.num_steps=200):\n" + "\n".join(lines))
+
+
+def _new_data_source(argv: list[str], config) -> str | None:
+    """The ``--config.data.name=SOURCE`` of ``argv`` when it names another source than the
+    config file's (the last occurrence wins), else None."""
+    source = None
+    for o in _overrides(argv, None):
+        if o.key == "data.name":
+            source = o.text.strip("'\"")
+    current = None
+    if config is not None and "data" in config and "name" in config.data:
+        current = config.data.name
+    return source if source is not None and source != current else None
+
+
+def _with_data_source(config, source: str):
+    """Replaces ``config.data`` by source ``source``'s section at its defaults, keeping the
+    fields every data section has (``dequantize``): own data with any shipped config,
+    ``--config.data.name=npz --config.data.path=FILE``."""
+    from experiments import schema
+    from experiments.configs.common import data_config
+    if source not in schema.DATA_FIELDS:
+        sys.exit(f"{_FATAL}--config.data.name={source}: unknown data source; known: "
+                 f"{sorted(schema.DATA_FIELDS)}")
+    kept = {k: config.data[k] for k in schema.DATA_COMMON if k in config.data}
+    with config.unlocked():
+        config.data = data_config(source, **kept)
+    return config
+
+
 def parse_flags(argv: list[str]) -> list[str]:
     """absl flag parsing, with clear messages for a missing ``--config`` file and unknown
     ``--config.KEY`` overrides, and values read as the schema's types.
@@ -150,9 +200,15 @@ def parse_flags(argv: list[str]) -> list[str]:
     field that is None in the file could not be overridden at all; those overrides are
     parsed here, by the schema's type (`experiments.config_io.parse_value`), after absl.
     """
+    if "--list" in argv[1:] or "-list" in argv[1:]:
+        print(list_configs())
+        sys.exit(0)
     path = _config_path(argv)
     preloaded = _preload(path)
-    kept, deferred = _split_overrides(argv, preloaded)
+    source = _new_data_source(argv, preloaded)
+    if source is not None:
+        preloaded = _with_data_source(preloaded, source)
+    kept, deferred = _split_overrides(argv, preloaded, defer_data=source is not None)
     saved_argv = sys.argv
     sys.argv = kept  # ml_collections finds the overrides in sys.argv, not in its argument
     try:
@@ -173,6 +229,8 @@ def parse_flags(argv: list[str]) -> list[str]:
         sys.exit(f"{_FATAL}--config={path}: the config could not be loaded"
                  + (f" ({type(error).__name__}: {error})" if error else
                     f" (get_config() returned a {type(config).__name__})"))
+    if source is not None:
+        _with_data_source(config, source)
     for key, text in deferred.items():
         unknown = find_unknown_key(config, key)
         if unknown:
@@ -191,7 +249,7 @@ def main(argv: list[str]) -> None:
     maybe_initialize_distributed()  # multi-host launches: before any device is touched
     try:
         run_experiment(_CONFIG.value, _WORKDIR.value)
-    except (ConfigError, WorkdirError) as err:
+    except (ConfigError, WorkdirError, DataFileError, CheckpointError) as err:
         sys.exit(f"error: {err}")
     except TrainingInterrupted as stop:  # SIGINT/SIGTERM: checkpointed, one line, 128 + signum
         print(f"{stop}", file=sys.stderr)

@@ -336,8 +336,8 @@ def test_checkpoint_of_another_model_is_a_clear_error(tmp_path):
     data3.train, data3.valid = np.tile(data3.train, (1, 2))[:, :3], None
     data3.num_dims = 3
     with pytest.raises(CheckpointError, match=r"none of the 1 checkpoint\(s\).*step 20: "
-                                              r"ValueError: Requested shape: \(3,\) is not "
-                                              r"compatible with the stored shape: \(2,\)\.\)\. "
+                                              r"ValueError: Requested shape: \(.*\) is not "
+                                              r"compatible with the stored shape: \(.*\)\.\)\. "
                                               r"They are corrupt, or were written by another "
                                               r"program, model or version"):
         train(fx.TinyFlow(3, rngs=nnx.Rngs(0)), data3, fx.tiny_settings(num_steps=40),

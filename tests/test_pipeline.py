@@ -170,20 +170,8 @@ def test_batchnorm_through_the_cli_trains_and_evaluates_with_running_averages(tm
     assert proc.returncode == 0, proc.stderr[-3000:]
     import json
     results = json.loads((workdir / "results.json").read_text())
-    config = results["config"]
-    exp = build_experiment(config)
-    graphdef, _, _ = split_model(exp.model)
-    from jaxgen.training.checkpoint import Checkpointer
-    from jaxgen.training.optim import make_optimizer
-    from jaxgen.training.state import init_train_state
-    _, params, model_state = split_model(exp.model)
-    template = init_train_state(params, model_state, make_optimizer(exp.settings.train.optim, 1),
-                                num_examples=exp.dataset.train.shape[0])
-    ckpt = Checkpointer(str(workdir / "checkpoints"))
-    _, best, _ = ckpt.restore(ckpt.latest_step(), template,
-                              {"params": params, "model_state": model_state})
-    ckpt.close()
-    trained = merge_model(graphdef, best["params"], best["model_state"])
+    run = load_run(str(workdir))  # the model results.json describes
+    exp, trained = run.experiment, run.model
     means = [np.asarray(v) for v in jax.tree.leaves(nnx.state(trained, nnx.BatchStat))]
     assert len(means) == 2 * 6  # running mean and variance of the 6 couplings' BatchNorms
     init_stats = jax.tree.leaves(nnx.state(exp.model, nnx.BatchStat))
@@ -199,3 +187,18 @@ def test_batchnorm_through_the_cli_trains_and_evaluates_with_running_averages(tm
     trained.train()
     train_mode_nll = -float(jnp.mean(trained.log_prob(y)))
     assert abs(train_mode_nll - eval_nll) > 1e-3, (train_mode_nll, eval_nll)
+
+    # The commands beside experiments.main work from the workdir.
+    from experiments import evaluate as evaluate_cli
+    from experiments import sample as sample_cli
+    assert evaluate_cli.main(["--workdir", str(workdir)]) == 0
+    record = json.loads((workdir / "eval-test.json").read_text())
+    assert record["nll_nats"] == pytest.approx(results["test_nll_nats"], abs=1e-4)
+    assert record["num_examples"] == len(exp.dataset.test)
+    assert sample_cli.main(["--workdir", str(workdir), "--num_samples", "16",
+                            "--temperature", "0.7", "--seed", "3"]) == 0
+    samples = np.load(workdir / "samples-seed3.npz")["samples"]
+    assert samples.shape == (16, *exp.dataset.event_shape)
+    assert samples.min() >= 0 and samples.max() < exp.dataset.num_levels
+    assert (workdir / "samples-seed3.png").exists() and (workdir / "curves.png").exists()
+    assert sample_cli.main(["--workdir", str(workdir), "--num_samples", "0"]) == 2

@@ -104,3 +104,72 @@ def test_interrupted_command_resumes_to_the_uninterrupted_result(config_name, si
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     results = [json.load(open(os.path.join(d, "results.json"))) for d in (workdir, reference)]
     assert results[0]["test_nll_nats"] == results[1]["test_nll_nats"]
+
+
+def _user_npz(path, num_levels: int, dtype, shape=(4, 4, 1), seed: int = 0):
+    rng = np.random.RandomState(seed)
+    draw = lambda n: rng.randint(0, num_levels, (n, *shape)).astype(dtype)
+    np.savez(path, train=draw(256), valid=draw(64), test=draw(64))
+
+
+# (config, the npz's levels and dtype, extra overrides, the level count the run must use)
+OWN_DATA = [
+    ("realnvp_vector_digits", 4, np.uint8, {"data.num_levels": 4,
+                                            "model.num_couplings": 2,
+                                            "model.hidden_features": 8}, 4),
+    ("made_digits", 5, np.int32, {"model.hidden_sizes": "(16,)"}, 5),
+    ("rbm_digits", 2, np.bool_, {"model.num_hidden": 8}, 2),
+]
+
+
+@pytest.mark.parametrize("config_name, levels, dtype, extra, expected", OWN_DATA,
+                         ids=[c[0] for c in OWN_DATA])
+def test_shipped_config_on_a_user_npz_from_the_command_line(config_name, levels, dtype, extra,
+                                                            expected, tmp_path):
+    """``--config.data.name=npz --config.data.path=FILE`` on a shipped config: the data
+    section becomes the npz source's; levels are inferred (bool: 2, int: max + 1) or given
+    (``num_levels=4`` for uint8 data, which alone would be read as 256 levels); the
+    results' bits/dim use that count."""
+    path = str(tmp_path / "mine.npz")
+    _user_npz(path, levels, dtype)
+    workdir = str(tmp_path / "run")
+    overrides = {"data.name": "npz", "data.path": path, "train.num_steps": 100,
+                 "train.log_every": 50, "train.eval_every": 100, "train.steps_per_call": 1,
+                 "sampler.timing_repeats": 1, "sampler.num_samples": 4,
+                 "eval.num_plot_samples": 4, **extra}
+    proc = subprocess.run(_cli(config_name, workdir, overrides), cwd=REPO, env=_env(),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.load(open(os.path.join(workdir, "results.json")))
+    assert results["num_levels"] == expected and results["dataset"] == "mine"
+    assert results["config"]["data"]["name"] == "npz"
+    assert results["config"]["data"]["path"] == path
+    assert np.isfinite(results["test_bits_per_dim"])
+
+
+def test_uint8_with_few_levels_warns(tmp_path):
+    from jaxgen.data.npz import load_npz
+    path = str(tmp_path / "four.npz")
+    _user_npz(path, 4, np.uint8)
+    with pytest.warns(UserWarning, match=r"inferred 256 levels from dtype uint8, but the values "
+                                         r"use only 4 distinct level\(s\) up to 3; .*"
+                                         r"num_levels=4"):
+        data = load_npz(path)
+    assert data.num_levels == 256
+    assert load_npz(path, num_levels=4).num_levels == 4
+
+
+def test_list_prints_every_config_with_one_line():
+    proc = subprocess.run([sys.executable, "-m", "experiments.main", "--list"], cwd=REPO,
+                          env=_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.strip().splitlines()[1:]
+    assert [line.split()[0] for line in lines] == CONFIGS
+    assert all(len(line.split()) > 2 for line in lines)  # a description on each
+
+
+def test_configs_do_not_share_placeholder_defaults():
+    from experiments.configs import common
+    a, b = common.data_config("npz"), common.data_config("npz")
+    a.num_levels = 4
+    assert b.num_levels is None and common.data_config("npz").num_levels is None

@@ -7,6 +7,8 @@ config holds is checked once, by `experiments.schema.validate`, when a run start
 """
 from __future__ import annotations
 
+import copy
+
 import ml_collections
 
 from experiments import schema
@@ -14,7 +16,9 @@ from experiments.schema import ConfigError  # noqa: F401  (configs raise it)
 
 
 def _section(defaults: dict, overrides: dict) -> ml_collections.ConfigDict:
-    return ml_collections.ConfigDict({**defaults, **overrides})
+    # Copies: the schema's placeholders (FieldReferences) must not be shared between
+    # configs, or setting one config's field would set it in every config built later.
+    return ml_collections.ConfigDict(copy.deepcopy({**defaults, **overrides}))
 
 
 def data_config(name: str, **fields) -> ml_collections.ConfigDict:

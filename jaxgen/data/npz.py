@@ -42,6 +42,23 @@ def infer_num_levels(*arrays: np.ndarray) -> int | None:
     return max(max_value + 1, 2)
 
 
+def _warn_if_levels_look_wrong(path, num_levels: int | None, splits: dict) -> None:
+    """Warns when an inferred level count is far above what the values use (uint8 data with
+    4 distinct values taken as 256 levels puts bits/dim in the wrong units)."""
+    if num_levels is None or num_levels <= 2:
+        return
+    max_value = max(int(a.max()) for a in splits.values())
+    distinct = np.unique(np.concatenate([np.unique(a) for a in splits.values()])).size
+    if max_value + 1 < num_levels // 2:
+        import warnings
+        warnings.warn(
+            f"{str(path)!r}: inferred {num_levels} levels from dtype "
+            f"{next(iter(splits.values())).dtype}, but the values use only {distinct} distinct "
+            f"level(s) up to {max_value}; if the data has {max_value + 1} levels pass "
+            f"num_levels={max_value + 1} (--config.data.num_levels={max_value + 1}), else "
+            "bits/dim are in the wrong units", UserWarning, stacklevel=3)
+
+
 def _add_channel_axis(data: np.ndarray) -> np.ndarray:
     """``[N, H, W] -> [N, H, W, 1]``; other ranks are returned unchanged."""
     return data[..., None] if data.ndim == 3 else data
@@ -205,6 +222,7 @@ def load_npz(path: str | os.PathLike, train_key: str = "train",
 
     if num_levels is None:
         num_levels = infer_num_levels(*splits.values())
+        _warn_if_levels_look_wrong(path, num_levels, splits)
     if num_levels is not None:
         for split, data in splits.items():
             if data.dtype == np.bool_:

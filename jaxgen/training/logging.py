@@ -28,8 +28,7 @@ class MetricsWriter:
         if resume_step is not None and os.path.exists(path):
             # Lines written after the checkpoint we resume from are replayed by this run.
             with open(path) as f:
-                kept = [line for line in f if line.strip()
-                        and json.loads(line).get("step", 0) <= resume_step]
+                kept = [line for line in f if _step_of(line) <= resume_step]
             with open(path, "w") as f:
                 f.writelines(kept)
         elif resume_step is None and os.path.exists(path):
@@ -62,6 +61,16 @@ class MetricsWriter:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
+
+
+def _step_of(line: str) -> float:
+    """A record's step; ``inf`` (dropped on resume) for a blank line or one cut short by a
+    killed process."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return float("inf")
+    return record.get("step", 0) if isinstance(record, dict) else float("inf")
 
 
 def _to_json(value):
