@@ -10,6 +10,18 @@ NumPy arrays, Python scalars and jax arrays holding values. They skip cleanly on
 that use them document what a traced bad value gives instead (e.g. NaN). A concrete
 ``jax.Array`` captured by a function being traced (a closure under ``jit`` or ``lax.map``)
 is still checked, from its host copy, since ``jnp`` reductions on it would be traced.
+
+Under ``jit`` a bad value cannot raise. What it gives instead: an out-of-range level or a
+non-binary state gives a finite but meaningless log-probability or NaN (the gather reads
+past the table or the Bernoulli term is off its support), a NaN/inf input gives NaN.
+`jaxgen.training.evaluate_nll` checks its data eagerly and raises on a NaN result; to check
+your own jitted calls, run the check on the concrete input first, outside the jit::
+
+    check_levels(x, model.num_levels, "my_eval")   # eager, raises with the range found
+    check_finite(x, "my_eval")
+    log_p = jitted_log_prob(x)
+
+(or wrap the function with ``jax.experimental.checkify`` to carry checks through jit).
 """
 from __future__ import annotations
 

@@ -235,12 +235,13 @@ def test_fill_naive_rejects_a_start_outside_the_sequence(start, error):
         model.fill_naive(jax.random.key(0), jnp.zeros((2, NUM_DIMS + 1), jnp.int32), 0)
 
 
-def test_continuation_log_prob_scores_the_generation_order_continuation():
-    """`continuation_log_prob(x, L)` sums `log_prob_per_dim`'s columns ``t >= L``; for a
-    random-ordering MADE those are its generation steps, so it is the log of the enumerated
-    conditional ``p(x_rest | x_S)`` with ``S`` the first ``L`` positions of its order (what
-    `complete` samples), for all 81 states."""
-    model, probs = enumerated("made_random")
+@pytest.mark.parametrize("name", ["made_random", "made_masks_natural", "pixelcnn"])
+def test_continuation_log_prob_scores_the_generation_order_continuation(name):
+    """`continuation_log_prob(x, L)` is the log of the enumerated conditional
+    ``p(x_rest | x_S)`` with ``S`` the first ``L`` positions of the generation order (what
+    `complete` samples), for all 81 states: for a random-ordering MADE its generation steps,
+    for an ensemble the mixture's conditional (not mask 0's)."""
+    model, probs = enumerated(name)
     positions = generation_order(model)[:PREFIX_LEN]
     grid = enumerate_grid(EVENT, LEVELS)
     flat = grid.reshape(len(grid), -1)

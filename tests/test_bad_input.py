@@ -78,7 +78,7 @@ def test_flow_sample_count(flow, n, error):
         flow.sample(KEY, n)
 
 
-@pytest.mark.parametrize("temperature", [-1.0, 0.0, np.nan])
+@pytest.mark.parametrize("temperature", [-1.0, -1e-9, np.nan, np.inf, "warm"])
 def test_flow_sample_temperature(flow, temperature):
     with pytest.raises(ValueError, match=r"RealNVP\.sample: temperature must be a finite "
                                          r"number > 0"):

@@ -42,6 +42,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgen.autoregressive.base import AutoregressiveModel
+from jaxgen.autoregressive.made import MADE
 from jaxgen.autoregressive.scheduled_sampling import parallel_scheduled_sampling_log_prob
 from jaxgen.types import Array, PRNGKey
 
@@ -54,11 +55,14 @@ def _check_prefix_len(model: AutoregressiveModel, prefix_len: int) -> int:
 
 
 def complete(model: AutoregressiveModel, key: PRNGKey, x: Array, prefix_len: int) -> Array:
-    """Keeps ``x``'s first ``prefix_len`` raster positions and samples the rest from the model.
+    """Keeps the first ``prefix_len`` positions of ``x`` *in the model's generation order*
+    (raster order for every model but a MADE with ``ordering="random"``, whose order is mask
+    0's) and samples the rest from the model's conditional given them.
 
-    ``s_{<L} = x_{<L}``, then ``s_i ~ p(. | s_{<i})`` for ``i = L .. D-1``, one full
-    ``params_from_inputs`` pass per position (`AutoregressiveModel.fill_naive`; works for
-    every model).
+    ``s_{<L} = x_{<L}``, then ``s_i ~ p(. | s_{<i})`` for ``i = L .. D-1`` (``i`` counting
+    generation steps), one full ``params_from_inputs`` pass per position
+    (`AutoregressiveModel.fill_naive`; works for every model; a MADE ensemble first draws its
+    member from the posterior given the prefix).
     Position ``i`` uses the key ``split(key, D)[i]``, as `AutoregressiveModel.sample_naive`
     does: ``prefix_len = 0`` reproduces ``sample_naive(key, B)``.
 
@@ -73,13 +77,28 @@ def complete(model: AutoregressiveModel, key: PRNGKey, x: Array, prefix_len: int
     """
     x = model.check_input(x)
     length = _check_prefix_len(model, prefix_len)
-    return model.fill_naive(key, x.reshape(x.shape[0], -1), length)
+    return model.fill_naive(key, x.reshape(x.shape[0], model.num_dims), length).reshape(x.shape)
 
 
 def continuation_log_prob(model: AutoregressiveModel, x: Array, prefix_len: int) -> Array:
-    """``sum_{i >= L} log p(x_i | x_{<i})``: ``[B, *event_shape]`` -> ``[B]`` nats."""
+    """``log p(x_{>=L} | x_{<L}) = sum_{i >= L} log p(x_i | x_{<i})`` (``i`` in generation
+    order): ``[B, *event_shape]`` -> ``[B]`` nats.
+
+    For a MADE ensemble (``num_masks > 1``) the conditional of the mixture,
+    ``log p(x) - log p(x_{<L})`` with ``p(x_{<L}) = mean_m p_m(x_{<L})``: what `complete`
+    samples (it needs the masks to share one ordering, as `complete` does).
+    """
     x = model.check_input(x)
     length = _check_prefix_len(model, prefix_len)
+    if isinstance(model, MADE) and model.num_masks > 1:
+        if 0 < length and not model.shares_one_ordering:
+            raise ValueError(f"prefix_len={length}: this MADE ensemble's masks have different "
+                             "orderings, so its conditional given a prefix is intractable; "
+                             "use one mask or ordering='natural'")
+        prefix = model._prefix_log_prob_per_mask(x.reshape(x.shape[0], model.num_dims),
+                                                 length)  # [M, B]
+        log_prefix = jax.nn.logsumexp(prefix, axis=0) - jnp.log(model.num_masks)
+        return model.log_prob(x) - log_prefix
     params = model.params_from_inputs(model.encode(x))  # [B, *E, P]
     return jnp.sum(model.log_prob_per_dim(params, x)[:, length:], axis=-1)
 

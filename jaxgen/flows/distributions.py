@@ -22,10 +22,10 @@ def _check_event(x, event_shape, who):
 
 
 def _check_sample_args(who, n, temperature):
-    """``n >= 1`` an integer and ``temperature > 0`` finite (a traced temperature, under
-    ``jit``, is passed through unchecked)."""
+    """``n >= 1`` an integer and ``temperature >= 0`` finite (``0``: every draw is the mode
+    ``f(0)``; a traced temperature, under ``jit``, is passed through unchecked)."""
     n = check_count(f"{who}.sample: n", n)
-    if isinstance(temperature, jax.core.Tracer):
+    if isinstance(temperature, jax.core.Tracer) or temperature == 0:
         return n, temperature
     return n, check_positive(f"{who}.sample: temperature", temperature)
 
@@ -101,7 +101,8 @@ class TransformedDistribution(nnx.Module):
         base draws towards the mode (Glow's reduced-temperature samples).
 
         Raises:
-          TypeError / ValueError: ``n`` not an integer >= 1, ``temperature`` not > 0.
+          TypeError / ValueError: ``n`` not an integer >= 1, ``temperature`` negative or not
+            finite.
         """
         n, temperature = _check_sample_args(type(self).__name__, n, temperature)
         return self.bijector.forward(self.base.sample(key, n, temperature))

@@ -232,9 +232,11 @@ class _Loop:
         if "nll" in metrics:  # the model's NLL in the stored data's bits/dim
             record["bits_per_dim"] = (metrics["nll"] + self.offset) * self.bits_scale
         self.record(record)
-        self.bar.set_postfix({name: f"{value:.4g}" for name, value in
-                              (("loss", metrics["loss"]), ("bpd", record.get("bits_per_dim")),
-                               ("sps", rate)) if value is not None})
+        # bits/dim of the stored data when the objective reports an NLL (a dequantized
+        # density's own loss is in other units), else the loss.
+        shown = (("bpd", record["bits_per_dim"]) if "bits_per_dim" in record
+                 else ("loss", metrics["loss"]))
+        self.bar.set_postfix({name: f"{value:.4g}" for name, value in (shown, ("sps", rate))})
         return now, step
 
     def validate(self, step: int) -> None:

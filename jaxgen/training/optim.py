@@ -80,7 +80,12 @@ def make_schedule(settings: OptimSettings, num_steps: int) -> optax.Schedule:
 
 
 def make_optimizer(settings: OptimSettings, num_steps: int) -> optax.GradientTransformation:
-    """The optax transformation of ``settings`` (schedule over ``num_steps``, clipping)."""
+    """The optax transformation of ``settings`` (schedule over ``num_steps``, clipping).
+
+    The schedule reads the optimizer's own step count (restored with its state), so a run
+    extended to a larger ``num_steps`` follows the longer schedule from the current step on
+    (cosine/exponential: the longer schedule's value there, not a restart; no new warmup).
+    """
     schedule = make_schedule(settings, num_steps)
     wd = float(settings.weight_decay)
     if settings.name == "adam":
