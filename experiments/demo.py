@@ -84,6 +84,8 @@ def _row(name: str, results: dict) -> dict:
         "sample_time_ms_per_100": 1e3 * results["sample_time_s"] * 100 / results["num_samples"],
         "samples_png": (os.path.join(name, results["files"]["samples"])
                         if "samples" in results.get("files", {}) else None),
+        "curves_png": (os.path.join(name, results["files"]["curves"])
+                       if "curves" in results.get("files", {}) else None),
     }
 
 
@@ -109,6 +111,13 @@ def markdown_report(rows: list[dict], env: dict, wall_s: float) -> str:
         if row["samples_png"]:
             lines += [f"**{row['model']}** on {row['dataset']}", "",
                       f"![{row['config']} samples]({row['samples_png']})", ""]
+    lines += ["## Learning curves", "",
+              "Train and validation bits/dim against the step (`curves.png` of each run; "
+              "`tensorboard --logdir runs/demo` shows the same scalars).", ""]
+    for row in rows:
+        if row.get("curves_png"):
+            lines += [f"**{row['model']}**", "",
+                      f"![{row['config']} learning curves]({row['curves_png']})", ""]
     reused = [row["config"] for row in rows if row.get("reused")]
     lines += [f"Environment: {environment_line(env)}.", "",
               f"Demo wall time {wall_s:.1f} s"
