@@ -29,17 +29,15 @@ import os
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 from experiments import schema
 from experiments.build import Experiment, build_experiment
 from jaxgen.data import Dataset
 from jaxgen.data.preprocessing import Preprocessing
-from jaxgen.training.checkpoint import Checkpointer, CheckpointError, restore_tree
-from jaxgen.training.loop import FINAL_MODEL_DIR, _model_view
-from jaxgen.training.optim import make_optimizer
-from jaxgen.training.state import init_train_state, merge_model, split_model
+from jaxgen.training.checkpoint import Checkpointer, restore_tree
+from jaxgen.training.loop import FINAL_MODEL_DIR, _model_view, initial_state
+from jaxgen.training.state import merge_model, split_model
 
 WHICH = ("final", "best", "latest")
 # fold_in indices used when load_run finalizes a checkpoint itself (not the loop's).
@@ -114,14 +112,9 @@ def read_run_config(workdir: str) -> schema.RunSettings:
 
 def _restore_checkpoint(exp: Experiment, workdir: str, which: str):
     """Parameters ``(params, model_state, step)`` from the newest readable checkpoint."""
-    settings = exp.settings.train
-    graphdef, params, model_state = split_model(exp.model)
-    optimizer = make_optimizer(settings.optim, int(settings.num_steps))
-    extra = exp.objective.init(exp.model, exp.preprocessing.init_data,
-                               jax.random.key(0))  # a template only: values are restored
-    state = init_train_state(params, model_state, optimizer, ema=settings.ema_decay > 0,
-                             extra=extra, num_examples=int(exp.dataset.train.shape[0]))
-    best = jax.tree.map(np.asarray, {"params": params, "model_state": model_state})
+    _, _, state, best = initial_state(  # a template only: the values are restored
+        exp.model, exp.settings.train, exp.objective, exp.preprocessing.init_data,
+        exp.dataset.train.shape[0], jax.random.key(0))
     directory = os.path.join(workdir, "checkpoints")
     if not os.path.isdir(directory):
         raise RunError(f"{directory} does not exist: the run in {workdir} has not written a "

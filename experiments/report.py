@@ -27,10 +27,12 @@ RESULT_KEYS = (
 _TEST_KEY, _VALID_KEY, _SAMPLE_KEY, _PLOT_KEY = 11, 12, 13, 14
 
 
-def jit_sampler(model: nnx.Module, num_samples: int) -> Callable:
-    """``key -> model.sample(key, num_samples)``, jit-compiled (parameters passed as args)."""
+def jit_sampler(model: nnx.Module, num_samples: int, **sample_kwargs) -> Callable:
+    """``key -> model.sample(key, num_samples, **sample_kwargs)``, jit-compiled (parameters
+    passed as args)."""
     graphdef, state = nnx.split(model)
-    sample_fn = jax.jit(lambda state, key: nnx.merge(graphdef, state).sample(key, num_samples))
+    sample_fn = jax.jit(lambda state, key: nnx.merge(graphdef, state).sample(
+        key, num_samples, **sample_kwargs))
     return functools.partial(sample_fn, state)
 
 

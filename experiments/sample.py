@@ -19,9 +19,9 @@ import sys
 
 import jax
 import numpy as np
-from flax import nnx
 
 from experiments.load import WHICH, RunError, load_run
+from experiments.report import jit_sampler
 from jaxgen import viz
 from jaxgen.checks import check_count, check_positive
 
@@ -37,10 +37,7 @@ def draw(run, num_samples: int, seed: int = 0, temperature: float = 1.0) -> np.n
             raise RunError(f"{type(model).__name__} has no sampling temperature (only flows "
                            f"do); drop --temperature={temperature}")
         kwargs["temperature"] = temperature
-    graphdef, state = nnx.split(model)
-    sample_fn = jax.jit(lambda st, key: nnx.merge(graphdef, st).sample(key, num_samples,
-                                                                       **kwargs))
-    samples = sample_fn(state, jax.random.key(int(seed)))
+    samples = jit_sampler(model, num_samples, **kwargs)(jax.random.key(int(seed)))
     return run.preprocessing.to_data(samples)
 
 

@@ -473,22 +473,18 @@ def test_npz_non_finite_floats_are_refused_by_the_loader(tmp_path, value):
         load_npz(path)
 
 
-def test_npz_empty_split_array(tmp_path):
+@pytest.mark.parametrize("split, array, pattern", [
+    ("test", np.zeros((0, 3), np.float32),
+     r"bad\.npz', array 'test' \(test split\) is empty \(shape \(0, 3\)\)"),
+    ("valid", np.zeros((5, 3), np.int64),
+     r"bad\.npz': the splits mix floating and integer data \(train is float32, valid is "
+     r"int64"),
+], ids=["empty_split", "mixed_float_and_integer"])
+def test_npz_bad_split_array(tmp_path, split, array, pattern):
     arrays = _splits()
-    arrays["test"] = np.zeros((0, 3), np.float32)
-    path = _good_npz(tmp_path, "emptysplit.npz", **arrays)
-    with pytest.raises(DataFileError, match=r"emptysplit\.npz', array 'test' \(test split\) "
-                                            r"is empty \(shape \(0, 3\)\)"):
-        load_npz(path)
-
-
-def test_npz_mixed_float_and_integer_splits(tmp_path):
-    arrays = _splits()
-    arrays["valid"] = np.zeros((5, 3), np.int64)
-    path = _good_npz(tmp_path, "mixed.npz", **arrays)
-    with pytest.raises(DataFileError, match=r"mixed\.npz': the splits mix floating and "
-                                            r"integer data \(train is float32, valid is int64"):
-        load_npz(path)
+    arrays[split] = array
+    with pytest.raises(DataFileError, match=pattern):
+        load_npz(_good_npz(tmp_path, "bad.npz", **arrays))
 
 
 def test_npz_levels_out_of_range_name_the_file(tmp_path):

@@ -173,6 +173,23 @@ def _book_from_meta(meta, step: int, run_id: dict, workdir: str | None,
     return _Book(**book)
 
 
+def initial_state(model: nnx.Module, settings: TrainSettings, objective: Objective, init_data,
+                  num_examples: int, key):
+    """What a run starts from (and what its checkpoints restore into).
+
+    Returns:
+      ``(graphdef, optimizer, state, best)``: the model's graph, the optax transformation, a
+      step-0 `TrainState` (``objective.init`` from ``init_data`` and ``key``) and a host
+      copy of the parameters and model state as the first "best" (host: the state is donated).
+    """
+    graphdef, params, model_state = split_model(model)
+    optimizer = make_optimizer(settings.optim, int(settings.num_steps))
+    extra = objective.init(model, init_data, key)
+    state = init_train_state(params, model_state, optimizer, ema=settings.ema_decay > 0,
+                             extra=extra, num_examples=int(num_examples))
+    return graphdef, optimizer, state, _to_host({"params": params, "model_state": model_state})
+
+
 def _model_view(dataset, preprocessing, key):
     """The data as the model sees it, for the objective's ``finalize``."""
     if preprocessing is None or not preprocessing.active:
@@ -383,12 +400,8 @@ def train(model: nnx.Module, dataset, settings: TrainSettings, workdir: str | No
                  else preprocessing.init_data)
     preprocess_fn = preprocessing if preprocessing is not None and preprocessing.active else None
 
-    graphdef, params, model_state = split_model(model)
-    optimizer = make_optimizer(settings.optim, int(settings.num_steps))
-    extra = objective.init(model, init_data, key(_INIT_KEY))
-    state = init_train_state(params, model_state, optimizer, ema=settings.ema_decay > 0,
-                             extra=extra, num_examples=int(dataset.train.shape[0]))
-    best = _to_host({"params": params, "model_state": model_state})  # host copy: donated
+    graphdef, optimizer, state, best = initial_state(
+        model, settings, objective, init_data, int(dataset.train.shape[0]), key(_INIT_KEY))
     ckpt = None if workdir is None else Checkpointer(
         os.path.join(workdir, "checkpoints"), max_to_keep=int(settings.keep_checkpoints))
     state, best, book = _restore_or_init(ckpt, state, best, run_id, workdir)
