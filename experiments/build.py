@@ -48,12 +48,14 @@ def build_experiment(config) -> Experiment:
     spec = registry.get_spec(settings.model_name)
     try:
         registry.check_data_compatible(settings.model_name, dataset.num_levels, dequantize)
+        registry.check_conditional(settings.model_name, dataset.is_conditional)
         objective = spec.objective_fn(settings.model, settings)
     except ValueError as err:
         raise ConfigError(str(err)) from None
     preprocessing = make_preprocessing(
         dataset, dequantize, jax.random.fold_in(jax.random.key(settings.seed), _PREPROCESS_KEY))
     data = registry.ModelData(dataset.event_shape, preprocessing.model_num_levels,
-                              preprocessing.init_data, preprocessing)
+                              preprocessing.init_data, preprocessing, dataset.num_classes,
+                              dataset.train_labels)
     model = spec.build_fn(settings.model, data, nnx.Rngs(settings.seed))
     return Experiment(settings, dataset, preprocessing, model, objective)

@@ -83,19 +83,26 @@ def evaluate_run(run: LoadedRun, *, split: str = "test", data=None, source: str 
       "step", "model", "dataset", ...log Z keys}``.
     """
     settings = run.settings
+    given = data is not None
     if data is None:
         if split not in SPLITS:
             raise RunError(f"split must be one of {SPLITS}, got {split!r}")
         data = np.asarray(getattr(run.dataset, split))
     else:
         data = _check_like(np.asarray(data), run, source or "data")
+    num_examples = int(data.shape[0])
+    if getattr(run.dataset, "is_conditional", False):
+        if given:
+            raise RunError("a conditional run's NLL needs labels: evaluate one of its splits "
+                           f"{SPLITS}, not a file")
+        data = run.dataset.split_data(split)  # Labeled(x, labels): -log p(x | y)
     key = jax.random.fold_in(jax.random.key(settings.seed), _SPLIT_KEYS.get(split, 17))
     pre = run.preprocessing
     nll = evaluate_nll(run.model, data, batch_size=batch_size or settings.eval.batch_size,
                        preprocessing=pre, key=key)
     record = {
         "model": settings.model_name, "dataset": run.dataset.name, "which": run.which,
-        "step": run.step, "num_examples": int(data.shape[0]),
+        "step": run.step, "num_examples": num_examples,
         "nll_nats": nll + pre.nll_offset_nats, "bits_per_dim": pre.bits_per_dim(nll),
         "nll_units": ("nats per example of the discrete data (uniform dequantization bound)"
                       if pre.active else "nats per example"),

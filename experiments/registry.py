@@ -38,12 +38,17 @@ class ModelData(NamedTuple):
         (``preprocessing.init_data``), for data-dependent initialization.
       preprocessing: the run's `Preprocessing` (``preprocessing.active``: the inputs are
         dequantized levels in ``[0, 1)``, so a flow starts with a logit layer).
+      num_classes: classes of a conditional data set (``config.data.conditional``): build
+        ``p(x | y)``; ``None`` for an unconditional model.
+      train_labels: ``[N]`` labels of ``train`` (conditional), else ``None``.
     """
 
     event_shape: tuple[int, ...]
     num_levels: int | None
     train: np.ndarray
     preprocessing: Preprocessing
+    num_classes: int | None = None
+    train_labels: np.ndarray | None = None
 
 
 def maximum_likelihood(model_fields, settings) -> Objective:
@@ -61,6 +66,8 @@ class ModelSpec(NamedTuple):
       defaults: the ``config.model`` fields and their defaults.
       description: first line of the builder's docstring.
       objective_fn: ``objective_fn(model_fields, settings: RunSettings) -> Objective``.
+      conditional: the model can be built class-conditional (``data.num_classes``) and
+        takes ``log_prob(x, context=labels)``.
     """
 
     build_fn: Callable[[Any, ModelData, nnx.Rngs], nnx.Module]
@@ -68,13 +75,14 @@ class ModelSpec(NamedTuple):
     defaults: dict
     description: str
     objective_fn: Callable[[Any, Any], Objective] = maximum_likelihood
+    conditional: bool = False
 
 
 MODELS: dict[str, ModelSpec] = {}
 
 
 def register(name: str, *, data_kind: str, objective_fn: Callable = maximum_likelihood,
-             **defaults):
+             conditional: bool = False, **defaults):
     """Decorator adding ``build_fn`` to `MODELS` under ``name`` with its config defaults
     and its training objective."""
     if data_kind not in DATA_KINDS:
@@ -85,7 +93,7 @@ def register(name: str, *, data_kind: str, objective_fn: Callable = maximum_like
             raise ValueError(f"model {name!r} is already registered")
         doc = (build_fn.__doc__ or "").strip().splitlines()
         MODELS[name] = ModelSpec(build_fn, data_kind, dict(defaults), doc[0] if doc else "",
-                                 objective_fn)
+                                 objective_fn, bool(conditional))
         return build_fn
 
     return add
@@ -96,6 +104,16 @@ def get_spec(name: str) -> ModelSpec:
         raise ValueError(f"config.model.name={name!r} is not a registered model; "
                          f"known models: {sorted(MODELS)}")
     return MODELS[name]
+
+
+def check_conditional(name: str, conditional: bool) -> None:
+    """Raises ValueError when ``config.data.conditional`` asks model ``name`` for
+    ``p(x | y)`` and it has no context input (naming the models that do)."""
+    if conditional and not get_spec(name).conditional:
+        takers = sorted(n for n, spec in MODELS.items() if spec.conditional)
+        raise ValueError(f"config.data.conditional=True but config.model.name={name!r} takes "
+                         f"no context; conditional models: {takers} (or set "
+                         "config.data.conditional=False)")
 
 
 def check_data_compatible(name: str, num_levels: int | None, dequantize: str) -> None:

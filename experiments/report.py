@@ -101,7 +101,7 @@ def evaluate(exp: Experiment, model: nnx.Module) -> dict:
     base_key = jax.random.key(exp.settings.seed)
     pre, out = exp.preprocessing, {}
     for split, key_index in (("test", _TEST_KEY), ("valid", _VALID_KEY)):
-        nll = evaluate_nll(model, getattr(exp.dataset, split),
+        nll = evaluate_nll(model, exp.dataset.split_data(split),  # Labeled if conditional
                            batch_size=exp.settings.eval.batch_size, preprocessing=pre,
                            key=jax.random.fold_in(base_key, key_index))
         out[f"{split}_nll_nats"] = nll + pre.nll_offset_nats

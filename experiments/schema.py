@@ -58,10 +58,10 @@ DATA_FIELDS = {
                 num_levels=_optional(int), valid_fraction=0.1, seed=0),
     "tfds": dict(tfds_name="mnist", data_dir=_optional(str), train_split="train[:90%]",
                  valid_split="train[90%:]", test_split="test", image_key="image",
-                 num_levels=_optional(int), download=False),
+                 num_levels=_optional(int), download=False, label_key="label"),
 }
-# Fields every data section has.
-DATA_COMMON = dict(dequantize="none")
+# Fields every data section has (``conditional``: keep the class labels, train p(x | y)).
+DATA_COMMON = dict(dequantize="none", conditional=False)
 # Fields that may also be None although their default is not (the loader gives None a
 # meaning: ``valid_key=None`` carves the validation split from train).
 NULLABLE_KEYS = ("data.valid_key",)

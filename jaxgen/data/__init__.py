@@ -5,6 +5,11 @@
 (any field left out takes the default shown; other fields are ignored, so a data section
 may also carry preprocessing options read elsewhere):
 
+Every source reads ``conditional`` (False): keep the class labels (digits' digit class,
+npz ``{split}_labels`` arrays, a tfds label feature) so batches become
+``Labeled(x, labels)`` and conditional models see ``log_prob(x, context=labels)``;
+``num_classes`` is derived from the data. Toy 2D data have no labels.
+
 ``digits``: scikit-learn's 8x8 digits, ``[N, 8, 8, 1]`` int32, fixed 1257/270/270 split.
     - ``binarize`` (False): static binarization at ``>= 8`` (``num_levels`` 2, else 17).
 
@@ -20,6 +25,8 @@ may also carry preprocessing options read elsewhere):
       names; ``valid_key=None`` carves a validation split from train.
     - ``valid_fraction`` (0.1), ``seed`` (0): size and seed of that carve.
     - ``num_levels`` (None): levels of discrete data; None infers it from the data.
+    - with ``conditional``: the arrays ``{train_key}_labels`` etc. (``train_labels`` ...),
+      integer ``[N]`` class labels; with ``valid_key=None`` the carve splits them alike.
 
 ``tfds``: tensorflow-datasets prepared as array_record (``tfds build NAME
 --file_format=array_record``), read without TensorFlow.
@@ -31,6 +38,7 @@ may also carry preprocessing options read elsewhere):
     - ``image_key`` ("image"): the feature to read.
     - ``num_levels`` (None): None means 256 for uint8 features.
     - ``download`` (False): allow TFDS to download and prepare missing data.
+    - ``label_key`` ("label"): the label feature read when ``conditional``.
 
 Example::
 
@@ -47,11 +55,22 @@ from jaxgen.data.tfds_source import load_tfds
 from jaxgen.data.toy2d import TOY2D_SAMPLERS, load_toy2d, sample_toy2d
 
 
+def _conditional(cfg: Mapping[str, Any]) -> bool:
+    value = cfg.get("conditional", False)
+    if not isinstance(value, bool):
+        raise TypeError(f"data.conditional must be True or False, got {value!r}")
+    return value
+
+
 def _load_digits(cfg: Mapping[str, Any]) -> Dataset:
-    return load_digits(binarize=bool(cfg.get("binarize", False)))
+    return load_digits(binarize=bool(cfg.get("binarize", False)),
+                       conditional=_conditional(cfg))
 
 
 def _load_toy2d(cfg: Mapping[str, Any]) -> Dataset:
+    if _conditional(cfg):
+        raise ValueError("data source 'toy2d' has no class labels; data.conditional=True "
+                         "needs digits, npz with {split}_labels arrays, or tfds")
     return load_toy2d(cfg.get("toy_name", "moons"), num_train=cfg.get("num_train", 50_000),
                       num_valid=cfg.get("num_valid", 10_000),
                       num_test=cfg.get("num_test", 10_000), seed=cfg.get("seed", 0))
@@ -64,7 +83,8 @@ def _load_npz(cfg: Mapping[str, Any]) -> Dataset:
                     valid_key=cfg.get("valid_key", "valid"),
                     test_key=cfg.get("test_key", "test"),
                     num_levels=cfg.get("num_levels"),
-                    valid_fraction=cfg.get("valid_fraction", 0.1), seed=cfg.get("seed", 0))
+                    valid_fraction=cfg.get("valid_fraction", 0.1), seed=cfg.get("seed", 0),
+                    labels=_conditional(cfg))
 
 
 def _load_tfds(cfg: Mapping[str, Any]) -> Dataset:
@@ -74,7 +94,8 @@ def _load_tfds(cfg: Mapping[str, Any]) -> Dataset:
                      test_split=cfg.get("test_split", "test"),
                      image_key=cfg.get("image_key", "image"),
                      num_levels=cfg.get("num_levels"),
-                     download=bool(cfg.get("download", False)))
+                     download=bool(cfg.get("download", False)),
+                     label_key=cfg.get("label_key", "label") if _conditional(cfg) else None)
 
 
 SOURCES: dict[str, Callable[[Mapping[str, Any]], Dataset]] = {

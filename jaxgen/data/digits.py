@@ -26,12 +26,14 @@ def digits_split_indices() -> dict[str, np.ndarray]:
     return dict(zip(DIGITS_SPLIT_SIZES, parts))
 
 
-def load_digits(binarize: bool = False) -> Dataset:
+def load_digits(binarize: bool = False, conditional: bool = False) -> Dataset:
     """The digits as ``[N, 8, 8, 1]`` int32 images in the fixed 1257/270/270 split.
 
     Args:
         binarize: static binarization, ``x >= 8 -> 1`` else ``0`` (``num_levels=2``);
             otherwise the 17 raw levels are kept (``num_levels=17``).
+        conditional: keep each image's digit class ``0 .. 9`` as its label
+            (``num_classes=10``; batches become ``Labeled(x, labels)``).
 
     Returns:
         A discrete `Dataset` named ``"digits"`` (or ``"digits_binarized"``).
@@ -42,9 +44,13 @@ def load_digits(binarize: bool = False) -> Dataset:
     if not isinstance(binarize, (bool, np.bool_)):
         raise TypeError(f"binarize must be True or False, got {binarize!r} "
                         f"({type(binarize).__name__})")
+    if not isinstance(conditional, (bool, np.bool_)):
+        raise TypeError(f"conditional must be True or False, got {conditional!r} "
+                        f"({type(conditional).__name__})")
     from sklearn.datasets import load_digits as sklearn_load_digits
 
-    images = sklearn_load_digits().images.astype(np.int32)[..., None]  # [1797, 8, 8, 1]
+    bunch = sklearn_load_digits()
+    images = bunch.images.astype(np.int32)[..., None]  # [1797, 8, 8, 1]
     if images.shape[0] != NUM_DIGITS:
         raise RuntimeError(f"scikit-learn's digits changed: expected {NUM_DIGITS} images, "
                            f"got {images.shape[0]}")
@@ -52,6 +58,11 @@ def load_digits(binarize: bool = False) -> Dataset:
     if binarize:
         images = (images >= DIGITS_BINARIZE_THRESHOLD).astype(np.int32)
         num_levels = 2
-    splits = {split: images[index] for split, index in digits_split_indices().items()}
+    index = digits_split_indices()
+    splits = {split: images[i] for split, i in index.items()}
+    if conditional:
+        target = np.asarray(bunch.target, np.int32)  # [1797] digit classes
+        splits.update({f"{split}_labels": target[i] for split, i in index.items()})
+        splits["num_classes"] = 10
     return Dataset(name="digits_binarized" if binarize else "digits", num_levels=num_levels,
                    **splits)

@@ -137,10 +137,33 @@ def _read_array(archive, path: Path, key: str, split: str) -> np.ndarray:
     return data
 
 
+def _read_labels(archive, path: Path, key: str, split: str, num_examples: int) -> np.ndarray:
+    """The ``[N]`` integer class labels ``key`` of ``split``, checked against its size.
+
+    Raises:
+        DataFileError: naming the file and the array, for labels that are not integers, not
+            of shape ``(num_examples,)`` or negative.
+    """
+    where = f"npz data file {str(path)!r}, array {key!r} ({split} labels)"
+    try:
+        value = archive[key]
+    except ValueError as err:
+        raise DataFileError(f"{where} could not be read ({err}); store integer labels") from None
+    if value.dtype == np.bool_ or not np.issubdtype(value.dtype, np.integer):
+        raise DataFileError(f"{where}: class labels must be integers 0 .. num_classes-1, got "
+                            f"dtype {value.dtype}; convert with y.astype(np.int32)")
+    if value.shape != (num_examples,):
+        raise DataFileError(f"{where}: expected shape ({num_examples},), one label per example "
+                            f"of the {split} split, got shape {value.shape}")
+    if value.size and value.min() < 0:
+        raise DataFileError(f"{where}: labels must be >= 0, found {value.min()}")
+    return value.astype(np.int32)
+
+
 def load_npz(path: str | os.PathLike, train_key: str = "train",
              valid_key: str | None = "valid", test_key: str = "test",
              num_levels: int | None = None, valid_fraction: float = 0.1, seed: int = 0,
-             name: str | None = None) -> Dataset:
+             name: str | None = None, labels: bool = False) -> Dataset:
     """Loads train/valid/test arrays from an ``.npz`` file.
 
     Arrays of rank 3 are taken as grayscale images ``[N, H, W]`` and get a channel axis,
@@ -166,6 +189,10 @@ def load_npz(path: str | os.PathLike, train_key: str = "train",
         valid_fraction: fraction of train carved out when ``valid_key`` is ``None``.
         seed: seed of that carve.
         name: data set name; defaults to the file's stem.
+        labels: read class labels too: the array ``f"{key}_labels"`` of each split's key
+            (``train_labels``, ``valid_labels``, ``test_labels`` by default), integer, shape
+            ``(N_split,)``; ``num_classes`` is ``max + 1``. A carved validation split takes
+            its examples' labels.
 
     Returns:
         The validated `Dataset`.
@@ -200,6 +227,20 @@ def load_npz(path: str | os.PathLike, train_key: str = "train",
                     f"available keys: {available}; {hint}")
         splits = {split: _add_channel_axis(_read_array(archive, path, key, split))
                   for split, key in keys.items() if key is not None}
+        label_arrays = {}
+        if labels:
+            for split, key in keys.items():
+                if key is None:
+                    continue
+                label_key = f"{key}_labels"
+                if label_key not in available:
+                    raise MissingArrayError(
+                        f"npz data file {str(path)!r} has no array {label_key!r} of class "
+                        f"labels for the {split} split (data.conditional=True); available "
+                        f"keys: {available}; add it with np.savez(..., {label_key}=y) or "
+                        "set conditional=False")
+                label_arrays[split] = _read_labels(archive, path, label_key, split,
+                                                   splits[split].shape[0])
 
     kinds = {split: "float" if data.dtype.kind == "f" else "integer"
              for split, data in splits.items()}
@@ -219,6 +260,10 @@ def load_npz(path: str | os.PathLike, train_key: str = "train",
         valid_index, train_index = split_indices(
             train.shape[0], [num_valid, train.shape[0] - num_valid], seed)
         splits["train"], splits["valid"] = train[train_index], train[valid_index]
+        if labels:
+            train_labels = label_arrays["train"]
+            label_arrays["train"] = train_labels[train_index]
+            label_arrays["valid"] = train_labels[valid_index]
 
     if num_levels is None:
         num_levels = infer_num_levels(*splits.values())
@@ -227,8 +272,9 @@ def load_npz(path: str | os.PathLike, train_key: str = "train",
         for split, data in splits.items():
             if data.dtype == np.bool_:
                 splits[split] = data.astype(np.int32)
+    label_fields = {f"{split}_labels": value for split, value in label_arrays.items()}
     try:
-        return Dataset(name=name or path.stem, num_levels=num_levels, **splits)
+        return Dataset(name=name or path.stem, num_levels=num_levels, **splits, **label_fields)
     except (TypeError, ValueError) as err:
         if isinstance(err, TypeError) and "num_levels must be" in str(err):
             raise  # the argument, not the file

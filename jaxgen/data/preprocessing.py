@@ -188,10 +188,13 @@ class Preprocessing:
         return self.num_dims * math.log(self.num_levels) if self.active else 0.0
 
     def __call__(self, key: PRNGKey, batch: Array) -> Array:
-        """The model's view of a batch of stored data."""
+        """The model's view of a batch of stored data (a ``Labeled`` batch keeps its
+        context)."""
         if not self.active:
             return batch
-        return uniform_dequantize(key, batch, self.num_levels)
+        from jaxgen.data.batching import map_inputs
+
+        return map_inputs(lambda x: uniform_dequantize(key, x, self.num_levels), batch)
 
     def bits_per_dim(self, model_nll_nats: float) -> float:
         """Bits per dimension of the stored data from the model's NLL (nats per example)."""

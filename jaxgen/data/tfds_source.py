@@ -97,7 +97,8 @@ def _read_all(source, key: str, where: str = "") -> np.ndarray:
 def load_tfds(tfds_name: str, *, data_dir: str | os.PathLike | None = None,
               train_split: str = "train[:90%]", valid_split: str = "train[90%:]",
               test_split: str = "test", image_key: str = "image",
-              num_levels: int | None = None, download: bool = False) -> Dataset:
+              num_levels: int | None = None, download: bool = False,
+              label_key: str | None = None) -> Dataset:
     """Loads one feature of a TFDS data set into memory as a `Dataset`.
 
     Args:
@@ -113,6 +114,8 @@ def load_tfds(tfds_name: str, *, data_dir: str | os.PathLike | None = None,
             2 for bool, and continuous (float32) for floating features.
         download: let TFDS download and prepare the data if it is missing. Off by
             default: nothing is downloaded behind the user's back.
+        label_key: also read this integer feature (``"label"``) as each example's class
+            label (a conditional `Dataset`); ``None`` reads no labels.
 
     Returns:
         The validated `Dataset`: integer features as int32 (``[N, H, W, C]`` for images),
@@ -127,9 +130,16 @@ def load_tfds(tfds_name: str, *, data_dir: str | os.PathLike | None = None,
         KeyError: the records have no ``image_key`` feature.
     """
     specs = {"train": train_split, "valid": valid_split, "test": test_split}
-    splits = {split: _read_all(_open_source(tfds_name, spec, data_dir, download), image_key,
-                               f"tfds data set {tfds_name!r}, split {spec!r}")
-              for split, spec in specs.items()}
+    sources = {split: _open_source(tfds_name, spec, data_dir, download)
+               for split, spec in specs.items()}
+    splits = {split: _read_all(sources[split], image_key,
+                               f"tfds data set {tfds_name!r}, split {specs[split]!r}")
+              for split in specs}
+    label_fields = {}
+    if label_key is not None:
+        label_fields = {f"{split}_labels": _read_all(
+            sources[split], label_key, f"tfds data set {tfds_name!r}, split {specs[split]!r}")
+            for split in specs}
     dtype = splits["train"].dtype
     for split, data in splits.items():
         if data.dtype.kind not in "biuf":
@@ -146,4 +156,4 @@ def load_tfds(tfds_name: str, *, data_dir: str | os.PathLike | None = None,
                              f"{dtype}; set num_levels")
     if num_levels is not None:
         splits = {split: data.astype(np.int32) for split, data in splits.items()}
-    return Dataset(name=tfds_name, num_levels=num_levels, **splits)
+    return Dataset(name=tfds_name, num_levels=num_levels, **splits, **label_fields)

@@ -10,6 +10,7 @@ import numpy as np
 from flax import nnx
 
 from jaxgen.checks import check_count, check_finite
+from jaxgen.data.batching import Labeled, inputs_of, num_examples
 from jaxgen.training import sharding as shd
 from jaxgen.training.state import split_model
 from jaxgen.training.steps import make_log_prob_fn
@@ -24,6 +25,8 @@ def evaluate_nll(model: nnx.Module, data, *, batch_size: int = 1000, preprocessi
                  key=None, mesh=None) -> float:
     """Mean negative log-likelihood (nats per example) of ``model`` on ``data``, in the
     units of the model's inputs (add ``preprocessing.nll_offset_nats`` for the stored data's).
+    ``data`` is an array, or ``Labeled(x, context)`` for a conditional model
+    (``-log p(x | context)``; e.g. ``dataset.split_data("test")``).
 
     Batches are padded to ``batch_size`` (one compilation for the whole split) and sharded
     over the mesh; the model runs in eval mode. ``preprocessing(key, batch)`` (e.g.
@@ -35,8 +38,10 @@ def evaluate_nll(model: nnx.Module, data, *, batch_size: int = 1000, preprocessi
         one); an example of probability zero gives an infinite NLL, not an error.
     """
     batch_size = check_count("evaluate_nll: batch_size", batch_size)
-    data = np.asarray(data)
-    check_finite(data, "evaluate_nll: data")
+    data = (Labeled(np.asarray(data.x), np.asarray(data.context)) if isinstance(data, Labeled)
+            else np.asarray(data))
+    check_finite(inputs_of(data), "evaluate_nll: data")
+    num_examples(data)  # the labels match the examples
     graphdef, params, model_state = split_model(model)
     preprocess_fn = preprocessing if preprocessing is not None and preprocessing.active else None
     return evaluate_with(_jitted_log_prob(graphdef, preprocess_fn), params, model_state,
@@ -47,25 +52,30 @@ def evaluate_nll(model: nnx.Module, data, *, batch_size: int = 1000, preprocessi
 
 def evaluate_with(log_prob_fn: Callable, params, model_state, data: np.ndarray,
                   batch_size: int, key, mesh) -> float:
-    """`evaluate_nll` with a compiled ``log_prob_fn(params, model_state, batch, key)``."""
-    if data.shape[0] == 0:
+    """`evaluate_nll` with a compiled ``log_prob_fn(params, model_state, batch, key)``
+    (``data``: a batch pytree of numpy arrays)."""
+    n = num_examples(data)
+    if n == 0:
         raise ValueError("cannot evaluate on an empty split")
     n_dev = mesh.devices.size
-    batch_size = min(batch_size, -(-data.shape[0] // n_dev) * n_dev)
+    batch_size = min(batch_size, -(-n // n_dev) * n_dev)
     batch_size = -(-batch_size // n_dev) * n_dev
     sharding = shd.batch_sharded(mesh)
     total, num_bad = 0.0, 0
-    for i, start in enumerate(range(0, data.shape[0], batch_size)):
-        chunk = data[start:start + batch_size]
-        valid = chunk.shape[0]
-        if valid < batch_size:  # pad with copies of the first example, masked out below
-            pad = np.repeat(chunk[:1], batch_size - valid, axis=0)
-            chunk = np.concatenate([chunk, pad], axis=0)
+
+    def pad_to(leaf, valid):  # pad with copies of the first example, masked out below
+        if valid == batch_size:
+            return leaf
+        return np.concatenate([leaf, np.repeat(leaf[:1], batch_size - valid, axis=0)], axis=0)
+
+    for i, start in enumerate(range(0, n, batch_size)):
+        valid = min(batch_size, n - start)
+        chunk = jax.tree.map(lambda leaf: pad_to(leaf[start:start + batch_size], valid), data)
         lp = log_prob_fn(params, model_state, jax.device_put(chunk, sharding),
                          jax.random.fold_in(key, i))[:valid]
         total += float(jnp.sum(lp))
         num_bad += int(jnp.sum(jnp.isnan(lp)))
     if num_bad:
-        raise ValueError(f"log_prob is NaN on {num_bad} of {data.shape[0]} examples "
+        raise ValueError(f"log_prob is NaN on {num_bad} of {n} examples "
                          "(NaN/inf in the data or in the model's parameters)")
-    return -total / data.shape[0]
+    return -total / n

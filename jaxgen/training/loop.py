@@ -190,6 +190,14 @@ def initial_state(model: nnx.Module, settings: TrainSettings, objective: Objecti
     return graphdef, optimizer, state, _to_host({"params": params, "model_state": model_state})
 
 
+def split_pytree(dataset, split: str):
+    """A split as the batch pytree the steps index: the array, or ``Labeled(x, labels)``
+    for a conditional `jaxgen.data.Dataset`."""
+    if hasattr(dataset, "split_data"):
+        return jax.tree.map(np.asarray, dataset.split_data(split))
+    return np.asarray(getattr(dataset, split))
+
+
 def _model_view(dataset, preprocessing, key):
     """The data as the model sees it, for the objective's ``finalize``."""
     if preprocessing is None or not preprocessing.active:
@@ -197,8 +205,11 @@ def _model_view(dataset, preprocessing, key):
     from jaxgen.data.dataset import Dataset
     splits = {split: preprocessing(jax.random.fold_in(key, i), np.asarray(getattr(dataset, split)))
               for i, split in enumerate(("valid", "test"))}
+    labels = {f"{split}_labels": getattr(dataset, f"{split}_labels", None)
+              for split in ("train", "valid", "test")}
     return Dataset(dataset.name, preprocessing.init_data, np.asarray(splits["valid"]),
-                   np.asarray(splits["test"]), num_levels=None)
+                   np.asarray(splits["test"]), num_levels=None, **labels,
+                   num_classes=getattr(dataset, "num_classes", None))
 
 
 class _Loop:
@@ -416,8 +427,8 @@ def train(model: nnx.Module, dataset, settings: TrainSettings, workdir: str | No
             ema_decay=float(settings.ema_decay), batch_sharding=shd.batch_sharded(mesh),
             steps_per_call=int(settings.steps_per_call)), donate_argnums=0),
         log_prob_fn=jax.jit(make_log_prob_fn(graphdef, preprocess_fn)),
-        train_data=jax.device_put(np.asarray(dataset.train), rep),
-        valid_data=None if valid is None else np.asarray(valid), mesh=mesh,
+        train_data=jax.device_put(split_pytree(dataset, "train"), rep),
+        valid_data=None if valid is None else split_pytree(dataset, "valid"), mesh=mesh,
         keys=(key(_SHUFFLE_KEY), key(_STEP_KEY), key(_EVAL_KEY)), ckpt=ckpt,
         writer=MetricsWriter(None if workdir is None else os.path.join(workdir, "metrics.jsonl"),
                              resume_step=start_step or None),

@@ -22,6 +22,7 @@ from typing import Any
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxgen.data.batching import log_prob_of
 from jaxgen.types import Array, PRNGKey, PyTree
 
 
@@ -32,7 +33,8 @@ def copy_model(model: nnx.Module) -> nnx.Module:
 
 
 class Objective:
-    """Base class: plain maximum likelihood, ``L = -(1/B) sum_b log p(x_b)`` nats."""
+    """Base class: plain maximum likelihood, ``L = -(1/B) sum_b log p(x_b)`` nats
+    (``log p(x_b | y_b)`` for a ``Labeled`` batch of a conditional data set)."""
 
     def init(self, model: nnx.Module, train_data: Array, key: PRNGKey) -> PyTree:
         del model, train_data, key
@@ -41,7 +43,7 @@ class Objective:
     def loss(self, model: nnx.Module, batch: Array, key: PRNGKey,
              extra: PyTree) -> tuple[Array, PyTree, dict]:
         del key
-        nll = -jnp.mean(model.log_prob(batch))  # [B] -> scalar
+        nll = -jnp.mean(log_prob_of(model, batch))  # [B] -> scalar
         return nll, extra, {"nll": nll}
 
     def finalize(self, model: nnx.Module, data: Any, key: PRNGKey) -> tuple[nnx.Module, dict]:

@@ -12,7 +12,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxgen.data.batching import batch_at_step, batch_from_order, epoch_order, steps_per_epoch
+from jaxgen.data.batching import (batch_at_step, batch_from_order, epoch_order, log_prob_of,
+                                  num_examples, steps_per_epoch)
 from jaxgen.training.objective import Objective
 from jaxgen.training.state import TrainState, merge_model, split_model
 
@@ -57,11 +58,11 @@ def make_train_step(graphdef, optimizer: optax.GradientTransformation, objective
         if order is None:
             batch = batch_at_step(train_data, shuffle_key, state.step, batch_size)
         else:
-            per_epoch = steps_per_epoch(train_data.shape[0], batch_size)
+            n = num_examples(train_data)
+            per_epoch = steps_per_epoch(n, batch_size)
             order = jax.lax.cond(
                 state.step % per_epoch == 0,
-                lambda: epoch_order(shuffle_key, state.step // per_epoch,
-                                    train_data.shape[0]).astype(jnp.int32),
+                lambda: epoch_order(shuffle_key, state.step // per_epoch, n).astype(jnp.int32),
                 lambda: order)
             batch = batch_from_order(train_data, order, state.step, batch_size)
         if batch_sharding is not None:
@@ -130,6 +131,6 @@ def make_log_prob_fn(graphdef, preprocess_fn: Callable | None = None):
             batch = preprocess_fn(key, batch)
         model = merge_model(graphdef, params, model_state)
         model.eval()
-        return model.log_prob(batch)
+        return log_prob_of(model, batch)
 
     return log_prob
