@@ -113,7 +113,7 @@ def test_probabilities_sum_to_one_on_3x3_binary_images(name):
         model = GatedPixelCNN((3, 3, 1), 2, hidden_channels=4, num_layers=2, kernel_size=3,
                               num_classes=3, rngs=_rngs())
         model.class_embed[...] = jax.random.normal(jax.random.key(1), model.class_embed.shape)
-        log_prob = model.log_prob(images, labels=jnp.full((512,), 2))
+        log_prob = model.log_prob(images, context=jnp.full((512,), 2))
     else:
         model = MODELS[name]((3, 3, 1), 2)
         log_prob = model.log_prob(images)

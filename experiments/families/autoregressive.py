@@ -54,13 +54,15 @@ def made_objective(mc, settings) -> MADEObjective | MaximumLikelihood:
     return MaximumLikelihood()
 
 
-@register("made", data_kind="discrete", objective_fn=made_objective, hidden_sizes=(500,), ordering="natural",
+@register("made", data_kind="discrete", objective_fn=made_objective, conditional=True,
+          hidden_sizes=(500,), ordering="natural",
           num_masks=1, mask_seed=0, head="auto", direct_connections=False, dropout=0.0)
 def _made(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
     """MADE (masked MLP); ``num_masks > 1`` evaluates the ensemble of orderings/masks."""
     return MADE(data.event_shape, data.num_levels, tuple(mc.hidden_sizes), ordering=mc.ordering,
                 num_masks=mc.num_masks, mask_seed=mc.mask_seed, head=mc.head,
-                direct_connections=mc.direct_connections, dropout=mc.dropout, rngs=rngs)
+                direct_connections=mc.direct_connections, dropout=mc.dropout,
+                num_classes=data.num_classes, rngs=rngs)
 
 
 @register("nade", data_kind="discrete", hidden_size=500, head="auto")
@@ -87,13 +89,15 @@ def _pixelcnn(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
                     rngs=rngs)
 
 
-@register("gated_pixelcnn", data_kind="discrete", hidden_channels=64, num_layers=5,
+@register("gated_pixelcnn", data_kind="discrete", conditional=True, hidden_channels=64,
+          num_layers=5,
           kernel_size=5, head="auto", num_mixtures=5)
 def _gated_pixelcnn(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
     """Gated PixelCNN: vertical + horizontal stacks, no blind spot."""
     return GatedPixelCNN(data.event_shape, data.num_levels, hidden_channels=mc.hidden_channels,
                          num_layers=mc.num_layers, kernel_size=mc.kernel_size, head=mc.head,
-                         num_mixtures=mc.num_mixtures, rngs=rngs)
+                         num_mixtures=mc.num_mixtures, num_classes=data.num_classes,
+                         rngs=rngs)
 
 
 @register("rowlstm", data_kind="discrete", hidden_channels=32, num_layers=2,

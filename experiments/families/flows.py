@@ -2,7 +2,8 @@
 
 Each trains by maximum likelihood (the loop puts BatchNorm layers in training mode for
 every step and in eval mode for evaluation); ``init_batch_size`` training inputs, as the
-model sees them, initialize every ActNorm.
+model sees them, initialize every ActNorm. With ``config.data.conditional`` each builds
+``p(x | y)`` (a class embedding read by every coupling's conditioner).
 """
 from __future__ import annotations
 
@@ -16,23 +17,27 @@ _INIT = dict(init_batch_size=512)
 
 def _build(name: str, mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
     fields = {key: mc[key] for key in FLOW_MODELS[name][1]}
-    return build_flow(name, data.event_shape, data.train[:int(mc.init_batch_size)],
-                      unit_interval=data.preprocessing.active, rngs=rngs, **fields)
+    n = int(mc.init_batch_size)
+    return build_flow(name, data.event_shape, data.train[:n],
+                      unit_interval=data.preprocessing.active, rngs=rngs,
+                      num_classes=data.num_classes,
+                      init_context=None if data.train_labels is None else data.train_labels[:n],
+                      **fields)
 
 
-@register("nice", data_kind="continuous", **FLOW_MODELS["nice"][1], **_INIT)
+@register("nice", data_kind="continuous", conditional=True, **FLOW_MODELS["nice"][1], **_INIT)
 def _nice(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
     """NICE: additive couplings and a diagonal scaling, logistic base (Dinh et al. 2014)."""
     return _build("nice", mc, data, rngs)
 
 
-@register("realnvp", data_kind="continuous", **FLOW_MODELS["realnvp"][1], **_INIT)
+@register("realnvp", data_kind="continuous", conditional=True, **FLOW_MODELS["realnvp"][1], **_INIT)
 def _realnvp(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
     """RealNVP: affine couplings, vector or multi-scale (Dinh et al. 2017)."""
     return _build("realnvp", mc, data, rngs)
 
 
-@register("glow", data_kind="continuous", **FLOW_MODELS["glow"][1], **_INIT)
+@register("glow", data_kind="continuous", conditional=True, **FLOW_MODELS["glow"][1], **_INIT)
 def _glow(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
     """Glow: ActNorm, LU 1x1 convolution, affine coupling; K steps x L levels (Kingma &
     Dhariwal 2018)."""

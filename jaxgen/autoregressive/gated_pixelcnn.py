@@ -30,6 +30,7 @@ from flax import nnx
 
 from jaxgen.autoregressive.base import AutoregressiveModel
 from jaxgen.autoregressive.heads import make_head
+from jaxgen.nn.context import check_context
 from jaxgen.checks import check_count
 from jaxgen.autoregressive.pixelcnn import _check_image_shape
 from jaxgen.nn.gated import gated_activation
@@ -101,14 +102,15 @@ class GatedPixelCNN(AutoregressiveModel):
         self.out_bias = nnx.Param(jnp.zeros((c * p,)))
 
     # ---------------------------------------------------------------------------------
-    def _layers(self, labels: Array | None, batch: int):
-        """Stacked per-layer weights (masked) and class terms ``[L, 2, B, 2F]``."""
+    def _layers(self, labels: Array | None, batch: int, for_sampling: bool = False):
+        """Stacked per-layer weights (masked) and class terms ``[L, 2, B, 2F]``
+        (``labels``: the context, checked by `jaxgen.nn.context.check_context`)."""
         num_layers, f2 = self.v_bias.shape
-        if self.num_classes is None:
+        labels = check_context(labels, batch, self.num_classes, None, "GatedPixelCNN",
+                               for_sampling=for_sampling)
+        if labels is None:
             cond = jnp.zeros((num_layers, 2, batch, f2))
         else:
-            if labels is None:
-                raise ValueError("this GatedPixelCNN is class-conditional: pass labels [B]")
             cond = self.class_embed[...][:, :, labels]  # [L, 2, B, 2F]
         return (self.v_kernel[...], self.v_bias[...], self.h_kernel[...] * self.h_mask[...],
                 self.h_bias[...], self.v_to_h[...], self.h_out[...] * self.out_mask[...],
@@ -125,12 +127,12 @@ class GatedPixelCNN(AutoregressiveModel):
                           + self.hidden_bias[...])
         return hid @ (self.out_kernel[...] * self.out_kernel_mask[...]) + self.out_bias[...]
 
-    def params_from_inputs(self, inputs: Array, labels: Array | None = None) -> Array:
+    def params_from_inputs(self, inputs: Array, context: Array | None = None) -> Array:
         """``[B, H, W, C, 1]`` -> ``[B, H, W, C, P]`` (one parallel pass)."""
         b, (h, w, c) = inputs.shape[0], self.event_shape
         q, k = self.kernel_size // 2, self.kernel_size
         x = self._pad_input(inputs[..., 0])  # [B, H, W, F]
-        layers = self._layers(labels, b)
+        layers = self._layers(context, b)
 
         def layer(carry, weights):
             v, hs, is_first = carry
@@ -145,14 +147,19 @@ class GatedPixelCNN(AutoregressiveModel):
         (_, hs, _), _ = layer_scan(layer, (x, x, True), layers)
         return self._output(hs).reshape(b, h, w, c, self.head.num_params)  # B may be 0
 
-    def log_prob(self, x: Array, labels: Array | None = None) -> Array:
-        """``[B, H, W, C]`` int levels (and ``labels [B]`` if conditional) -> ``[B]`` nats."""
+    def log_prob(self, x: Array, context: Array | None = None) -> Array:
+        """``[B, H, W, C]`` int levels (and class labels ``context [B]`` if conditional:
+        ``log p(x | y)``) -> ``[B]`` nats."""
         x = self.check_input(x)
-        params = self.params_from_inputs(self.encode(x), labels)
+        params = self.params_from_inputs(self.encode(x), context)
         return jnp.sum(self.log_prob_per_dim(params, x), axis=-1)
 
-    def sample_naive(self, key: PRNGKey, n: int, labels: Array | None = None) -> Array:
-        """One full forward pass per position (``lax.scan``); see `AutoregressiveModel`."""
+    def sample_naive(self, key: PRNGKey, n: int, context: Array | None = None) -> Array:
+        """One full forward pass per position (``lax.scan``); see `AutoregressiveModel`
+        (conditional: ``context=None`` draws class ``i mod num_classes`` for sample ``i``)."""
+        n = check_count("n", n)
+        labels = check_context(context, n, self.num_classes, None, "GatedPixelCNN",
+                               for_sampling=True)  # raises for a context when unconditional
         if labels is None:
             return super().sample_naive(key, n)
         saved = self.params_from_inputs
@@ -162,8 +169,10 @@ class GatedPixelCNN(AutoregressiveModel):
         finally:
             del self.params_from_inputs
 
-    def sample(self, key: PRNGKey, n: int, labels: Array | None = None) -> Array:
-        """Fast sampling with vertical row caches and a horizontal per-row cache.
+    def sample(self, key: PRNGKey, n: int, context: Array | None = None) -> Array:
+        """Fast sampling with vertical row caches and a horizontal per-row cache (from
+        ``p(x | y)`` for class labels ``context [n]``; ``None``: class ``i mod
+        num_classes`` for sample ``i``).
 
         Raises:
           ValueError / TypeError: ``n`` is not an integer ``>= 1`` (`check_count`).
@@ -173,7 +182,7 @@ class GatedPixelCNN(AutoregressiveModel):
         q, k = self.kernel_size // 2, self.kernel_size
         num_layers, f2 = self.v_bias.shape
         f = f2 // 2
-        vk, vb, hk, hb, v2h, hout, hout_b, cond = self._layers(labels, n)
+        vk, vb, hk, hb, v2h, hout, hout_b, cond = self._layers(context, n, for_sampling=True)
         keys = jax.random.split(key, d).reshape(h, w * c)
         # Vertical inputs of each layer (layer 0: the encoded image), padded q rows on top
         # and q columns on each side; unknown pixels are encoded as level 0, like the naive

@@ -36,6 +36,16 @@ i.e. the member is drawn from its posterior given the prefix, then continues in 
 its ordering too; that holds for every ``L`` when all masks share one ordering
 (``ordering="natural"``, or one mask), and `fill_naive` refuses ``0 < L < D`` otherwise.
 
+Conditional MADE (``num_classes`` or ``context_features``) models ``p(x | c)``: the context
+enters every hidden unit of the first layer and every output unit,
+
+    h_1 = relu(x W_1 * M_1 + b_1 + E_1[c]),   theta = ... + c_out(c),
+
+(``E[c]``: `jaxgen.nn.context.ContextProjection`, a class table or a linear map). The context
+is not part of ``x``, so the masks still make ``theta_d`` depend on ``x_{o < o(d)}`` only and
+``p(. | c)`` is a normalized autoregressive model for every ``c``. (The output term is
+needed: the first dimension's parameters have no hidden inputs.)
+
 ``dropout > 0`` drops hidden units during training only (inverted dropout, active when a
 ``dropout_key`` is passed, as `made_loss` does); ``log_prob`` and ``sample`` never drop.
 """
@@ -53,6 +63,8 @@ from flax import nnx
 from jaxgen.autoregressive.base import AutoregressiveModel
 from jaxgen.autoregressive.heads import make_head
 from jaxgen.checks import check_count
+from jaxgen.data.batching import context_of, inputs_of
+from jaxgen.nn.context import ContextProjection, check_context
 from jaxgen.nn.masked_dense import MaskedDense
 from jaxgen.nn.masks import Mask, made_degrees, made_masks
 from jaxgen.types import Array, PRNGKey
@@ -86,7 +98,9 @@ class MADE(AutoregressiveModel):
     def __init__(self, event_shape: Sequence[int], num_levels: int,
                  hidden_sizes: Sequence[int] = (500,), *, ordering: str = "natural",
                  num_masks: int = 1, head: str = "auto", mask_seed: int = 0,
-                 direct_connections: bool = False, dropout: float = 0.0, rngs: nnx.Rngs):
+                 direct_connections: bool = False, dropout: float = 0.0,
+                 num_classes: int | None = None, context_features: int | None = None,
+                 rngs: nnx.Rngs):
         """Args:
           event_shape: shape of one example, e.g. ``(28, 28, 1)``.
           num_levels: ``K`` levels per dimension (binary data: 2, scalar-encoded inputs).
@@ -97,6 +111,9 @@ class MADE(AutoregressiveModel):
           mask_seed: NumPy seed of the random orderings and hidden degrees.
           direct_connections: add the masked linear input-to-output term ``x A * M_A``.
           dropout: probability of dropping each hidden unit in training, in ``[0, 1)``.
+          num_classes: class-conditional ``p(x | y)``, ``y in [0, num_classes)``.
+          context_features: ``F`` of a vector context ``[B, F]`` (when ``num_classes`` is
+            None).
           rngs: parameter keys.
 
         Raises:
@@ -157,20 +174,46 @@ class MADE(AutoregressiveModel):
         # direct_connections (the same rngs draws in the same order).
         self.direct = (MaskedDense(np.stack(direct), use_bias=False, rngs=rngs)
                        if direct_connections else None)
+        # Created last, so an unconditional MADE's parameters do not change.
+        self.num_classes = None if num_classes is None else check_count("num_classes",
+                                                                        num_classes)
+        self.context_features = (None if num_classes is not None or context_features is None
+                                 else check_count("context_features", context_features))
+        hidden_proj = out_proj = None
+        if self.is_conditional:
+            ctx = dict(num_classes=self.num_classes, context_features=self.context_features,
+                       rngs=rngs)
+            if hidden_sizes:
+                hidden_proj = ContextProjection(hidden_sizes[0], **ctx)
+            out_proj = ContextProjection(d * p, **ctx)
+        self.context_hidden, self.context_out = nnx.data(hidden_proj), nnx.data(out_proj)
+
+    @property
+    def is_conditional(self) -> bool:
+        return self.num_classes is not None or self.context_features is not None
+
+    def check_context(self, context, n: int, *, for_sampling: bool = False):
+        """The checked context of a batch of ``n`` (`jaxgen.nn.context.check_context`)."""
+        return check_context(context, n, self.num_classes, self.context_features, "MADE",
+                             for_sampling=for_sampling)
 
     @property
     def direct_connections(self) -> bool:
         return self.direct is not None
 
     def params_from_inputs(self, inputs: Array, mask_index: Array | int = 0,
-                           dropout_key: PRNGKey | None = None) -> Array:
+                           dropout_key: PRNGKey | None = None, context=None) -> Array:
         """``[B, *E, F]`` -> ``[B, *E, P]`` with mask set ``mask_index`` (may be traced);
-        with ``dropout_key`` (and ``dropout > 0``) hidden units are dropped (training)."""
+        with ``dropout_key`` (and ``dropout > 0``) hidden units are dropped (training);
+        ``context``: a checked context (`check_context`) of a conditional MADE."""
         b = inputs.shape[0]
         x = inputs.reshape(b, math.prod(inputs.shape[1:]))  # [B, D * F] (explicit: B may be 0)
         h = x
         for i, layer in enumerate(self.layers[:-1]):
-            h = jax.nn.relu(layer(h, mask_index))  # [B, H]
+            pre = layer(h, mask_index)  # [B, H]
+            if i == 0 and context is not None:
+                pre = pre + self.context_hidden(context)
+            h = jax.nn.relu(pre)  # [B, H]
             if dropout_key is not None and self.dropout > 0.0:
                 keep = jax.random.bernoulli(jax.random.fold_in(dropout_key, i),
                                             1.0 - self.dropout, h.shape)  # [B, H]
@@ -178,18 +221,22 @@ class MADE(AutoregressiveModel):
         out = self.layers[-1](h, mask_index)  # [B, D * P]
         if self.direct is not None:
             out = out + self.direct(x, mask_index)  # [B, D * P]
+        if context is not None:
+            out = out + self.context_out(context)  # [B, D * P]
         return out.reshape(b, *self.event_shape, self.head.num_params)
 
     def log_prob_with_mask(self, x: Array, mask_index: Array | int,
-                           dropout_key: PRNGKey | None = None) -> Array:
-        """``log p_m(x)`` ``[B]`` of one (ordering, connectivity) ``m`` (``dropout_key``:
-        training-time hidden dropout, see `params_from_inputs`)."""
-        return self._log_prob_checked(self.check_input(x), mask_index, dropout_key)
+                           dropout_key: PRNGKey | None = None, context=None) -> Array:
+        """``log p_m(x)`` ``[B]`` (``log p_m(x | context)``) of one (ordering, connectivity)
+        ``m`` (``dropout_key``: training-time hidden dropout, see `params_from_inputs`)."""
+        x = self.check_input(x)
+        return self._log_prob_checked(x, mask_index, dropout_key,
+                                      self.check_context(context, x.shape[0]))
 
     def _log_prob_checked(self, x: Array, mask_index: Array | int,
-                          dropout_key: PRNGKey | None = None) -> Array:
+                          dropout_key: PRNGKey | None = None, context=None) -> Array:
         params = self.params_from_inputs(self.encode(x), mask_index,
-                                         dropout_key)  # [B, *E, P]
+                                         dropout_key, context)  # [B, *E, P]
         # raster-order factors (the sum does not depend on their order)
         return jnp.sum(super().log_prob_per_dim(params, x), axis=-1)
 
@@ -203,33 +250,36 @@ class MADE(AutoregressiveModel):
         per_position = super().log_prob_per_dim(params, x)  # [B, D], raster order
         return per_position[:, self.orderings[...][mask_index]]  # [B, D], generation order
 
-    def log_prob_per_mask(self, x: Array) -> Array:
+    def log_prob_per_mask(self, x: Array, context=None) -> Array:
         """``log p_m(x)`` for every mask, ``[M, B]`` (a ``lax.map``: one compiled pass)."""
         x = self.check_input(x)
-        return jax.lax.map(lambda m: self._log_prob_checked(x, m),
+        context = self.check_context(context, x.shape[0])
+        return jax.lax.map(lambda m: self._log_prob_checked(x, m, None, context),
                            jnp.arange(self.num_masks))  # [M, B]
 
-    def log_prob(self, x: Array) -> Array:
+    def log_prob(self, x: Array, context=None) -> Array:
         """Ensemble ``logsumexp_m log p_m(x) - log M`` (``= log p_0(x)`` for one mask):
-        ``[B, *event_shape]`` int levels -> ``[B]`` nats (``[0]`` for an empty batch)."""
+        ``[B, *event_shape]`` int levels -> ``[B]`` nats (``[0]`` for an empty batch);
+        ``log p(x | context)`` for a conditional MADE."""
         if self.num_masks == 1:
-            return self.log_prob_with_mask(x, 0)
-        per_mask = self.log_prob_per_mask(x)  # [M, B]
+            return self.log_prob_with_mask(x, 0, context=context)
+        per_mask = self.log_prob_per_mask(x, context)  # [M, B]
         return jax.nn.logsumexp(per_mask, axis=0) - jnp.log(self.num_masks)  # [B]
 
-    def _prefix_log_prob_per_mask(self, x_flat: Array, start: int) -> Array:
+    def _prefix_log_prob_per_mask(self, x_flat: Array, start: int, context=None) -> Array:
         """``log p_m(x_S)`` ``[M, n]`` for ``S = orderings[0, :start]``, a prefix of every
         mask's ordering (``shares_one_ordering``): the sum of mask ``m``'s first ``start``
         factors, an exact marginal because the factors of ``S`` read only ``S``."""
         x = x_flat.reshape(x_flat.shape[0], *self.event_shape)
 
         def one_mask(m):
-            params = self.params_from_inputs(self.encode(x), m)  # [n, *E, P]
+            params = self.params_from_inputs(self.encode(x), m, None, context)  # [n, *E, P]
             return jnp.sum(self.log_prob_per_dim(params, x, m)[:, :start], axis=-1)  # [n]
 
         return jax.lax.map(one_mask, jnp.arange(self.num_masks))  # [M, n]
 
-    def _ancestral(self, key: PRNGKey, x_flat: Array, start: int, component: Array) -> Array:
+    def _ancestral(self, key: PRNGKey, x_flat: Array, start: int, component: Array,
+                   context=None) -> Array:
         """Steps ``t = start .. D-1`` of sample ``b`` in member ``component[b]``'s ordering:
         ``x_{o_t} ~ p_m(. | x_{o_{<t}})``, with key ``split(key, D)[t]`` at step ``t``.
 
@@ -239,6 +289,7 @@ class MADE(AutoregressiveModel):
             ordering are kept.
           start: first step drawn (static).
           component: ``[n]`` int member of each sample.
+          context: the samples' checked context (conditional MADE), or None.
 
         Returns:
           ``[n, *event_shape]`` int32.
@@ -251,10 +302,15 @@ class MADE(AutoregressiveModel):
         def params_of(x_flat):  # [n, D] -> [n, D, P]
             x = x_flat.reshape(n, *self.event_shape)
             if num_masks == 1:
-                return self.params_from_inputs(self.encode(x), 0).reshape(n, d, p)
+                return self.params_from_inputs(self.encode(x), 0, None,
+                                               context).reshape(n, d, p)
             # each sample's pass uses only its own mask: a step costs one pass, not M
-            one = lambda xi, m: self.params_from_inputs(self.encode(xi[None]), m)[0]
-            return jax.vmap(one)(x, component).reshape(n, d, p)
+            if context is None:
+                one = lambda xi, m: self.params_from_inputs(self.encode(xi[None]), m)[0]
+                return jax.vmap(one)(x, component).reshape(n, d, p)
+            one = lambda xi, m, ci: self.params_from_inputs(self.encode(xi[None]), m, None,
+                                                            ci[None])[0]
+            return jax.vmap(one)(x, component, context).reshape(n, d, p)
 
         def step(x_flat, inputs):
             t, key_t = inputs
@@ -265,7 +321,7 @@ class MADE(AutoregressiveModel):
         x, _ = jax.lax.scan(step, x_flat, (jnp.arange(start, d), keys))
         return x.reshape(n, *self.event_shape)
 
-    def fill_naive(self, key: PRNGKey, x_flat: Array, start: int = 0) -> Array:
+    def fill_naive(self, key: PRNGKey, x_flat: Array, start: int = 0, context=None) -> Array:
         """Prefix completion from the ensemble (module docstring): keeps the first ``start``
         positions of the generation order, ``S = orderings[0, :start]``, and draws the rest
         from ``p(x_rest | x_S) = sum_m w_m p_m(x_rest | x_S)``, ``w_m ∝ p_m(x_S)``.
@@ -281,6 +337,8 @@ class MADE(AutoregressiveModel):
           key: PRNG key.
           x_flat: ``[n, D]`` int levels in raster order (only positions ``S`` are read).
           start: ``L`` in ``[0, D]`` (static).
+          context: conditional MADE: ``[n]`` labels or ``[n, F]`` vectors (labels default
+            to ``arange(n) % num_classes``).
 
         Returns:
           ``[n, *event_shape]`` int32.
@@ -292,8 +350,9 @@ class MADE(AutoregressiveModel):
         """
         x_flat, start = self.check_fill_input(x_flat, start)
         n, d, num_masks = x_flat.shape[0], self.num_dims, self.num_masks
+        context = self.check_context(context, n, for_sampling=True)
         if num_masks == 1:
-            return self._ancestral(key, x_flat, start, jnp.zeros((n,), jnp.int32))
+            return self._ancestral(key, x_flat, start, jnp.zeros((n,), jnp.int32), context)
         if 0 < start < d and not self.shares_one_ordering:
             raise ValueError(
                 f"start={start}: this MADE ensemble's {num_masks} masks have different "
@@ -304,11 +363,16 @@ class MADE(AutoregressiveModel):
         if start == 0 or start == d:
             component = jax.random.randint(mask_key, (n,), 0, num_masks)  # [n]
         else:
-            log_w = self._prefix_log_prob_per_mask(x_flat, start)  # [M, n], unnormalized
+            log_w = self._prefix_log_prob_per_mask(x_flat, start, context)  # [M, n]
             component = jax.random.categorical(mask_key, log_w, axis=0)  # [n]
-        return self._ancestral(key, x_flat, start, component)
+        return self._ancestral(key, x_flat, start, component, context)
 
-    def sample(self, key: PRNGKey, n: int) -> Array:
+    def sample_naive(self, key: PRNGKey, n: int, context=None) -> Array:
+        """`fill_naive` from zeros (``start = 0``), conditioned on ``context``."""
+        n = check_count("n", n)
+        return self.fill_naive(key, jnp.zeros((n, self.num_dims), jnp.int32), 0, context)
+
+    def sample(self, key: PRNGKey, n: int, context=None) -> Array:
         """Ancestral sampling from the ensemble: draw a mask ``m ~ U{0..M-1}`` per sample,
         then its dimensions in its ordering, one forward pass per step (``lax.scan``).
 
@@ -317,13 +381,19 @@ class MADE(AutoregressiveModel):
         one mask the key is split as for ``M > 1`` (``sample_naive`` does not split it):
         the same distribution, another stream.
 
+        A conditional MADE draws from ``p(x | context)``; ``context=None`` gives class
+        ``i mod num_classes`` to sample ``i``.
+
         Raises:
-          ValueError / TypeError: ``n`` is not an integer ``>= 1`` (`check_count`).
+          ValueError / TypeError: ``n`` is not an integer ``>= 1`` (`check_count`); a bad
+            context.
         """
         n = check_count("n", n)
+        context = self.check_context(context, n, for_sampling=True)
         mask_key, key = jax.random.split(key)
         component = jax.random.randint(mask_key, (n,), 0, self.num_masks)  # [n]
-        return self._ancestral(key, jnp.zeros((n, self.num_dims), jnp.int32), 0, component)
+        return self._ancestral(key, jnp.zeros((n, self.num_dims), jnp.int32), 0, component,
+                               context)
 
 
 def made_loss(model: MADE, batch: Array, key: PRNGKey):
@@ -335,7 +405,8 @@ def made_loss(model: MADE, batch: Array, key: PRNGKey):
     """
     mask_index = jax.random.randint(key, (), 0, model.num_masks)
     dropout_key = jax.random.fold_in(key, 1) if model.dropout > 0.0 else None
-    loss = -jnp.mean(model.log_prob_with_mask(batch, mask_index, dropout_key))
+    loss = -jnp.mean(model.log_prob_with_mask(inputs_of(batch), mask_index, dropout_key,
+                                              context=context_of(batch)))
     return loss, {"nll": loss}
 
 

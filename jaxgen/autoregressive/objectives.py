@@ -40,14 +40,18 @@ class MADEObjective(Objective):
             return model, {}
         graphdef, params, model_state = split_model(model)
         # Compiled once here, at the top of finalize (the project's one jit wrapper).
-        per_mask = jit(lambda params, model_state, batch:  # [B, *E] -> [M, B]
-                       merge_model(graphdef, params, model_state).log_prob_per_mask(batch))
+        per_mask = jit(lambda params, model_state, batch, context:  # [B, *E] -> [M, B]
+                       merge_model(graphdef, params, model_state).log_prob_per_mask(
+                           batch, context))
 
         test = np.asarray(data.test)
+        labels = getattr(data, "test_labels", None)  # a conditional data set's p(x | y)
         total = np.zeros(model.num_masks)
         for start in range(0, test.shape[0], self.eval_batch_size):
-            chunk = test[start:start + self.eval_batch_size]
-            total += np.asarray(per_mask(params, model_state, chunk)).sum(axis=1)
+            stop = start + self.eval_batch_size
+            context = None if labels is None else labels[start:stop]
+            total += np.asarray(per_mask(params, model_state, test[start:stop],
+                                         context)).sum(axis=1)
         nll = -total / test.shape[0]
         return model, {"test_nll_nats_per_mask": [float(v) for v in nll],
                        "test_nll_nats_mean_single_mask": float(nll.mean())}

@@ -62,7 +62,7 @@ class ActNorm(Bijector):
 __all__ = ["ActNorm"]
 
 
-def initialize(model, batch) -> None:
+def initialize(model, batch, context=None) -> None:
     """Data-dependent initialization of every `ActNorm` in ``model`` from ``batch``.
 
     Call once, eagerly, before training, with the first (preprocessed) batch of data. It
@@ -75,6 +75,7 @@ def initialize(model, batch) -> None:
     Args:
       model: an NNX module containing ActNorm layers (others are left alone).
       batch: ``[B, *event_shape]`` data as the model's ``log_prob`` takes it.
+      context: the batch's context, for a conditional model (``log_prob(batch, context)``).
     """
     from flax import nnx as _nnx
 
@@ -84,7 +85,10 @@ def initialize(model, batch) -> None:
     for m in actnorms:
         m.data_init = True
     try:
-        (model.log_prob if hasattr(model, "log_prob") else model.forward)(jnp.asarray(batch))
+        if context is not None:
+            model.log_prob(jnp.asarray(batch), context=context)
+        else:
+            (model.log_prob if hasattr(model, "log_prob") else model.forward)(jnp.asarray(batch))
     finally:
         for m in actnorms:
             m.data_init = False

@@ -32,18 +32,20 @@ class AdditiveCoupling(Bijector):
             raise ValueError(f"unknown mask kind {mask_kind!r}; valid kinds: {MASK_KINDS}")
         self.conditioner, self.mask_kind, self.parity = conditioner, mask_kind, int(parity)
 
-    def _apply(self, x, sign: float):
+    takes_context = True
+
+    def _apply(self, x, sign: float, context=None):
         x_cond, x_trans, params, trans_mask = conditioner_params(
-            self.conditioner, self.mask_kind, x, self.parity, 1)
+            self.conditioner, self.mask_kind, x, self.parity, 1, context=context)
         shift = params[..., 0] if trans_mask is None else trans_mask * params[..., 0]
         y = combine(self.mask_kind, x_cond, x_trans + sign * shift, self.parity)
         return y, jnp.zeros(x.shape[:1], jnp.float32)
 
-    def forward_and_log_det(self, x):  # [B, *event]
-        return self._apply(x, 1.0)
+    def forward_and_log_det(self, x, context=None):  # [B, *event]; context [B, F]
+        return self._apply(x, 1.0, context)
 
-    def inverse_and_log_det(self, y):
-        return self._apply(y, -1.0)
+    def inverse_and_log_det(self, y, context=None):
+        return self._apply(y, -1.0, context)
 
 
 __all__ = ["AdditiveCoupling"]

@@ -46,6 +46,10 @@ class AffineCoupling(Bijector):
       mask_kind: one of ``jaxgen.flows.masks.MASK_KINDS``.
       parity: 0 or 1 (swaps the roles of the two groups).
       scale_fn: one of `SCALE_FNS`.
+
+    Conditional: ``forward_and_log_det(x, context)`` with ``context [B, F]`` feeds
+    ``NN(x_a, c)`` (`jaxgen.flows.coupling_utils.with_context`; the conditioner then has
+    ``C_in + F`` inputs); the log-determinant is still ``sum(s)``.
     """
 
     def __init__(self, conditioner: nnx.Module, num_channels: int, mask_kind: str = "half",
@@ -62,9 +66,11 @@ class AffineCoupling(Bijector):
             num_out = conditioner_features(mask_kind, num_channels, parity)[1]
             self.scale = nnx.Param(jnp.ones((num_out,), jnp.float32))
 
-    def _shift_and_log_scale(self, x):
+    takes_context = True
+
+    def _shift_and_log_scale(self, x, context=None):
         x_cond, x_trans, params, trans_mask = conditioner_params(
-            self.conditioner, self.mask_kind, x, self.parity, 2, blocks=True)
+            self.conditioner, self.mask_kind, x, self.parity, 2, blocks=True, context=context)
         shift, raw = params  # [B, *event_b] each
         if self.scale_fn == "tanh":
             log_scale = self.scale[...] * jnp.tanh(raw)
@@ -76,13 +82,13 @@ class AffineCoupling(Bijector):
             shift, log_scale = trans_mask * shift, trans_mask * log_scale
         return x_cond, x_trans, shift, log_scale
 
-    def forward_and_log_det(self, x):  # [B, *event]
-        x_cond, x_trans, shift, log_scale = self._shift_and_log_scale(x)
+    def forward_and_log_det(self, x, context=None):  # [B, *event]; context [B, F]
+        x_cond, x_trans, shift, log_scale = self._shift_and_log_scale(x, context)
         y_trans, log_det = affine_coupling_forward(x_trans, shift, log_scale)
         return combine(self.mask_kind, x_cond, y_trans, self.parity), log_det
 
-    def inverse_and_log_det(self, y):
-        y_cond, y_trans, shift, log_scale = self._shift_and_log_scale(y)
+    def inverse_and_log_det(self, y, context=None):
+        y_cond, y_trans, shift, log_scale = self._shift_and_log_scale(y, context)
         x_trans = (y_trans - shift) * jnp.exp(-log_scale)
         return combine(self.mask_kind, y_cond, x_trans, self.parity), -sum_except_batch(log_scale)
 

@@ -9,6 +9,12 @@ Inputs carry a leading batch axis, ``[B, *event]`` (vectors ``[B, D]``, images
 ``[B, H, W, C]``); log-determinants are analytic and summed over every event axis, so
 ``inverse_and_log_det(forward(x))[1] == -forward_and_log_det(x)[1]``.
 
+Conditional flows pass a context ``[B, F]`` (a class embedding or a vector) as the keyword
+``context``: bijectors that use it (couplings, whose conditioners read it) or route it
+(`Chain`, `Inverse`, `Repeat`, `MultiScale`) set ``takes_context = True`` and accept
+``forward_and_log_det(x, context=None)``; `apply_bijector` calls every other bijector
+without it, so layers that ignore the context need no change.
+
 Flows in jaxgen are written in the *normalizing* direction (data -> latent), in the order
 the papers list their layers; `jaxgen.flows.distributions.TransformedDistribution` takes the
 generative bijector (latent -> data), usually ``Inverse(normalizing_chain)``.
@@ -54,8 +60,21 @@ def updates_state(module: nnx.Module) -> bool:
                for _, m in nnx.iter_modules(module))
 
 
+def apply_bijector(bijector, method: str, x: Array, context: Array | None = None):
+    """``bijector.<method>(x)``, with ``context=context`` for bijectors that take one
+    (``takes_context``); ``method`` is ``"forward_and_log_det"`` or
+    ``"inverse_and_log_det"``."""
+    fn = getattr(bijector, method)
+    if context is None or not getattr(bijector, "takes_context", False):
+        return fn(x)
+    return fn(x, context=context)
+
+
 class Bijector(nnx.Module):
-    """Base class: subclasses implement ``forward_and_log_det`` and ``inverse_and_log_det``."""
+    """Base class: subclasses implement ``forward_and_log_det`` and ``inverse_and_log_det``
+    (with a ``context=None`` keyword and ``takes_context = True`` when conditional)."""
+
+    takes_context = False
 
     def forward_and_log_det(self, x: Array) -> tuple[Array, Array]:
         """``x [B, *event] -> (y [B, *event'], log|det dy/dx| [B])``."""
@@ -88,22 +107,24 @@ class Chain(Bijector):
     Use `chain_in_order` to build a chain from a list written in application order.
     """
 
+    takes_context = True
+
     def __init__(self, bijectors: Sequence[Bijector]):
         if not bijectors:
             raise ValueError("Chain needs at least one bijector, got an empty list")
         self.bijectors = nnx.List(list(bijectors))
 
-    def forward_and_log_det(self, x):
+    def forward_and_log_det(self, x, context=None):
         log_det = jnp.zeros(x.shape[:1], jnp.float32)
         for bijector in reversed(self.bijectors):
-            x, ld = bijector.forward_and_log_det(x)
+            x, ld = apply_bijector(bijector, "forward_and_log_det", x, context)
             log_det = log_det + ld
         return x, log_det
 
-    def inverse_and_log_det(self, y):
+    def inverse_and_log_det(self, y, context=None):
         log_det = jnp.zeros(y.shape[:1], jnp.float32)
         for bijector in self.bijectors:
-            y, ld = bijector.inverse_and_log_det(y)
+            y, ld = apply_bijector(bijector, "inverse_and_log_det", y, context)
             log_det = log_det + ld
         return y, log_det
 
@@ -118,15 +139,17 @@ def chain_in_order(bijectors: Sequence[Bijector]) -> Bijector:
 class Inverse(Bijector):
     """Swaps ``forward`` and ``inverse`` of a bijector: ``Inverse(f).forward = f^{-1}``."""
 
+    takes_context = True
+
     def __init__(self, bijector: Bijector):
         self.bijector = bijector
 
-    def forward_and_log_det(self, x):
-        return self.bijector.inverse_and_log_det(x)
+    def forward_and_log_det(self, x, context=None):
+        return apply_bijector(self.bijector, "inverse_and_log_det", x, context)
 
-    def inverse_and_log_det(self, y):
-        return self.bijector.forward_and_log_det(y)
+    def inverse_and_log_det(self, y, context=None):
+        return apply_bijector(self.bijector, "forward_and_log_det", y, context)
 
 
-__all__ = ["Bijector", "Chain", "Constant", "InitFlag", "Inverse", "chain_in_order",
+__all__ = ["apply_bijector", "Bijector", "Chain", "Constant", "InitFlag", "Inverse", "chain_in_order",
            "check_batched", "num_positions", "sum_except_batch", "updates_state"]

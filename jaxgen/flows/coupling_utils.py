@@ -11,6 +11,10 @@ Two ways to pick the conditioning entries ``x_a`` and the transformed ones ``x_b
   sees ``m * x`` (``[B, *event]``) and returns parameters for every entry
   (``[B, *event[:-1], num * C]``); those of conditioning entries are ignored.
 
+With a context ``c [B, F]`` (a conditional flow) the conditioner also reads ``c``,
+broadcast over the spatial axes and concatenated to its input's channels
+(`with_context`): it is built with ``C_in + F`` input channels.
+
 `conditioner_features` gives the conditioner's input width and the number of transformed
 channels it parameterizes, so model builders size it without knowing the kind.
 """
@@ -83,16 +87,34 @@ def partition(kind: str, x, parity: int):
     return x * mask, x, 1.0 - mask
 
 
+def with_context(x_cond, context):
+    """``x_cond [B, *S, C]`` and ``context [B, F]`` -> ``[B, *S, C + F]``: the context
+    repeated at every spatial position ``S`` and appended to the channels (``x_cond`` itself
+    when ``context`` is None)."""
+    if context is None:
+        return x_cond
+    if context.ndim != 2 or context.shape[0] != x_cond.shape[0]:
+        raise ValueError(f"a coupling's context must be [B, F] with B = {x_cond.shape[0]}, "
+                         f"got shape {context.shape}")
+    spatial = x_cond.shape[1:-1]
+    c = jnp.broadcast_to(context.reshape((context.shape[0],) + (1,) * len(spatial)
+                                         + context.shape[1:2]),
+                         x_cond.shape[:-1] + context.shape[1:2]).astype(x_cond.dtype)
+    return jnp.concatenate([x_cond, c], axis=-1)
+
+
 def conditioner_params(conditioner, kind: str, x, parity: int, num: int,
-                       blocks: bool = False):
-    """Runs the conditioner on ``x``'s conditioning entries.
+                       blocks: bool = False, context=None):
+    """Runs the conditioner on ``x``'s conditioning entries (and the context, see
+    `with_context`).
 
     Returns ``(x_cond, x_trans, params, trans_mask)`` with ``params`` as `split_params`
     gives them for ``x_trans``'s event (``[B, *event_b, num]``, or with ``blocks=True`` a
     list of ``num`` arrays ``[B, *event_b]``).
     """
     x_cond, x_trans, trans_mask = partition(kind, x, parity)
-    params = split_params(conditioner(x_cond), x_trans.shape[1:], num, blocks)
+    params = split_params(conditioner(with_context(x_cond, context)), x_trans.shape[1:], num,
+                          blocks)
     return x_cond, x_trans, params, trans_mask
 
 
@@ -105,5 +127,5 @@ def combine(kind: str, x_cond, y_trans, parity: int):
     return jnp.concatenate(parts, axis=-1)
 
 
-__all__ = ["SPLIT_KINDS", "combine", "conditioner_features", "conditioner_params",
+__all__ = ["with_context", "SPLIT_KINDS", "combine", "conditioner_features", "conditioner_params",
            "mask_for", "partition", "split_index", "split_params"]

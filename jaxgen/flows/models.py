@@ -28,7 +28,8 @@ from jaxgen.flows.base import Bijector, Inverse, chain_in_order
 from jaxgen.flows.batch_norm import BatchNorm
 from jaxgen.flows.conv1x1 import Conv1x1, Conv1x1LU
 from jaxgen.flows.coupling_utils import conditioner_features
-from jaxgen.flows.distributions import StandardLogistic, StandardNormal, TransformedDistribution
+from jaxgen.flows.distributions import (StandardLogistic, StandardNormal,
+                                        TransformedDistribution, context_width)
 from jaxgen.flows.logit import Logit
 from jaxgen.flows.multiscale import MultiScale
 from jaxgen.flows.repeat import Repeat
@@ -73,20 +74,25 @@ class NICE(TransformedDistribution):
       num_couplings: number of additive couplings (4 in the paper).
       hidden_features, num_hidden_layers: the MLP conditioners (1000 x 5 in the paper).
       logit_alpha: apply `Logit(alpha)` first (data in [0, 1]); None for real data.
+      num_classes, context_features: conditional flow (`TransformedDistribution`).
       rngs: NNX random streams.
     """
 
     def __init__(self, event_shape: Sequence[int], *, num_couplings: int = 4,
                  hidden_features: int = 256, num_hidden_layers: int = 4,
-                 logit_alpha: float | None = None, rngs: nnx.Rngs):
+                 logit_alpha: float | None = None, num_classes: int | None = None,
+                 context_features: int | None = None, rngs: nnx.Rngs):
         event_shape = tuple(event_shape)
         d = math.prod(event_shape)
+        cf = context_width(num_classes, context_features) or 0
         layers = _data_layers(event_shape, logit_alpha, flatten=True)
         for i in range(num_couplings):
             layers.append(AdditiveCoupling(
-                MLP(d, hidden_features, d, num_hidden_layers, rngs=rngs), "alternate", i % 2))
+                MLP(d + cf, hidden_features, d, num_hidden_layers, rngs=rngs), "alternate",
+                i % 2))
         layers.append(Scaling((d,)))
-        super().__init__(StandardLogistic((d,)), Inverse(chain_in_order(layers)), event_shape)
+        super().__init__(StandardLogistic((d,)), Inverse(chain_in_order(layers)), event_shape,
+                         num_classes=num_classes, context_features=context_features, rngs=rngs)
 
 
 class RealNVP(TransformedDistribution):
@@ -122,6 +128,8 @@ class RealNVP(TransformedDistribution):
       num_bins, spline_bound: spline couplings.
       logit_alpha: apply `Logit(alpha)` first (data in [0, 1]); None for real data.
       scan_couplings: vector: stack the coupling pairs and scan them (`Repeat`).
+      num_classes, context_features: conditional flow: every coupling's conditioner reads
+        the context (`TransformedDistribution`).
       rngs: NNX random streams.
     """
 
@@ -131,8 +139,10 @@ class RealNVP(TransformedDistribution):
                  normalization: str = "actnorm", scale_fn: str = "tanh",
                  coupling: str = "affine", num_bins: int = 8, spline_bound: float = 4.0,
                  logit_alpha: float | None = None, scan_couplings: bool = False,
+                 num_classes: int | None = None, context_features: int | None = None,
                  rngs: nnx.Rngs):
         event_shape = tuple(event_shape)
+        cf = context_width(num_classes, context_features) or 0
         if coupling not in ("affine", "spline"):
             raise ValueError(f"coupling must be 'affine' or 'spline', got {coupling!r}")
         self.coupling_kind = coupling
@@ -140,6 +150,7 @@ class RealNVP(TransformedDistribution):
         def make_coupling(net_fn, channels, mask, parity):
             # net_fn(c_in, c_out) -> conditioner from c_in channels to c_out channels
             c_in, c_out = conditioner_features(mask, channels, parity)
+            c_in += cf  # the context's channels (`with_context`)
             if coupling == "spline":
                 k = SplineCoupling.params_per_entry(num_bins)
                 return SplineCoupling(net_fn(c_in, k * c_out), num_bins, spline_bound, mask,
@@ -196,7 +207,8 @@ class RealNVP(TransformedDistribution):
             raise ValueError(f"architecture must be 'vector' or 'multiscale', got "
                              f"{architecture!r}")
         super().__init__(StandardNormal(base_shape), Inverse(chain_in_order(layers)),
-                         event_shape)
+                         event_shape, num_classes=num_classes,
+                         context_features=context_features, rngs=rngs)
 
 
 class Glow(TransformedDistribution):
@@ -219,28 +231,33 @@ class Glow(TransformedDistribution):
       lu_decomposed: LU-parameterized 1x1 convolutions (else plain, slogdet).
       scale_fn: the couplings' log-scale bound (default Glow's sigmoid).
       logit_alpha: apply `Logit(alpha)` first (data in [0, 1]); None for real data.
+      num_classes, context_features: conditional flow: every coupling's conditioner reads
+        the context (`TransformedDistribution`).
       rngs: NNX random streams.
     """
 
     def __init__(self, event_shape: Sequence[int], *, num_scales: int = 2, num_steps: int = 8,
                  hidden_channels: int = 64, lu_decomposed: bool = True,
                  scale_fn: str = "sigmoid", logit_alpha: float | None = None,
+                 num_classes: int | None = None, context_features: int | None = None,
                  rngs: nnx.Rngs):
         event_shape = tuple(event_shape)
+        cf = context_width(num_classes, context_features) or 0
+        context = dict(num_classes=num_classes, context_features=context_features, rngs=rngs)
         conv = Conv1x1LU if lu_decomposed else Conv1x1
         if len(event_shape) == 1:  # vectors (2D densities): K steps, MLP conditioners
             d = event_shape[0]
 
             def vector_step(rngs):
                 c_in, c_out = conditioner_features("half", d, 0)
-                mlp = MLP(c_in, hidden_channels, 2 * c_out, 2, rngs=rngs)
+                mlp = MLP(c_in + cf, hidden_channels, 2 * c_out, 2, rngs=rngs)
                 return chain_in_order([ActNorm(d), conv(d, rngs=rngs),
                                        AffineCoupling(mlp, d, "half", 0, scale_fn)])
 
             layers = _data_layers(event_shape, logit_alpha, flatten=False)
             layers.append(Repeat(vector_step, num_steps * num_scales, rngs=rngs))
             super().__init__(StandardNormal(event_shape), Inverse(chain_in_order(layers)),
-                             event_shape)
+                             event_shape, **context)
             return
         if len(event_shape) != 3:
             raise ValueError(f"Glow needs images (H, W, C) or vectors (D,), got event shape "
@@ -250,7 +267,8 @@ class Glow(TransformedDistribution):
             def step(rngs):
                 return chain_in_order([
                     ActNorm(c), conv(c, rngs=rngs),
-                    AffineCoupling(GlowCNN(c // 2, hidden_channels, 2 * (c - c // 2), rngs=rngs),
+                    AffineCoupling(GlowCNN(c // 2 + cf, hidden_channels, 2 * (c - c // 2),
+                                           rngs=rngs),
                                    c, "channel", 0, scale_fn)])
             return Repeat(step, num_steps, rngs=rngs)
 
@@ -268,7 +286,7 @@ class Glow(TransformedDistribution):
 
         layers = _data_layers(event_shape, logit_alpha, flatten=False) + [level(event_shape, 0)]
         super().__init__(StandardNormal(event_shape), Inverse(chain_in_order(layers)),
-                         event_shape)
+                         event_shape, **context)
 
 
 # ------------------------------------------------------------------------------------------
@@ -287,7 +305,8 @@ FLOW_MODELS = {"nice": (NICE, NICE_DEFAULTS), "realnvp": (RealNVP, REALNVP_DEFAU
 
 
 def build_flow(name: str, event_shape: Sequence[int], init_batch, *, unit_interval: bool,
-               rngs: nnx.Rngs, **fields) -> TransformedDistribution:
+               rngs: nnx.Rngs, num_classes: int | None = None, init_context=None,
+               **fields) -> TransformedDistribution:
     """Builds the flow ``name`` and runs its data-dependent initialization.
 
     Args:
@@ -299,6 +318,9 @@ def build_flow(name: str, event_shape: Sequence[int], init_batch, *, unit_interv
       unit_interval: the inputs are dequantized levels in ``[0, 1)``: the flow starts with
         ``Logit(logit_alpha)``; otherwise ``logit_alpha`` is ignored.
       rngs: NNX random streams.
+      num_classes: build a class-conditional flow ``p(x | y)``, ``y in [0, num_classes)``.
+      init_context: ``[B]`` labels of ``init_batch`` (conditional flows; default: class
+        ``i mod num_classes`` for example ``i``).
       **fields: the model's keyword arguments (defaults: ``NICE_DEFAULTS`` ...).
 
     Raises:
@@ -320,8 +342,12 @@ def build_flow(name: str, event_shape: Sequence[int], init_batch, *, unit_interv
         raise ValueError(f"a flow's init_batch must hold float inputs as the model sees them, "
                          f"got dtype {batch.dtype} (dequantize discrete levels first)")
     check_finite(batch, "build_flow: init_batch")
-    model = cls(tuple(event_shape), rngs=rngs, **fields)
-    initialize(model, jnp.asarray(batch, jnp.float32))
+    model = cls(tuple(event_shape), rngs=rngs, num_classes=num_classes, **fields)
+    context = None
+    if num_classes is not None:
+        context = (jnp.arange(batch.shape[0]) % num_classes if init_context is None
+                   else jnp.asarray(init_context)[:batch.shape[0]])
+    initialize(model, jnp.asarray(batch, jnp.float32), context=context)
     return model
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from jaxgen.flows.base import Bijector
+from jaxgen.flows.base import Bijector, apply_bijector
 from jaxgen.flows.squeeze import squeeze, unsqueeze
 
 
@@ -40,27 +40,29 @@ class MultiScale(Bijector):
             raise ValueError("MultiScale: an inner level needs split=True")
         self.before, self.after, self.inner, self.split = before, after, inner, split
 
-    def forward_and_log_det(self, x):  # [B, H, W, C]
+    takes_context = True
+
+    def forward_and_log_det(self, x, context=None):  # [B, H, W, C]
         if x.ndim != 4:
             raise ValueError(f"MultiScale needs images [B, H, W, C], got shape {x.shape}")
         log_det = jnp.zeros(x.shape[:1], jnp.float32)
         if self.before is not None:
-            x, ld = self.before.forward_and_log_det(x)
+            x, ld = apply_bijector(self.before, "forward_and_log_det", x, context)
             log_det += ld
         h = squeeze(x)
         if self.after is not None:
-            h, ld = self.after.forward_and_log_det(h)
+            h, ld = apply_bijector(self.after, "forward_and_log_det", h, context)
             log_det += ld
         if self.split:
             half = h.shape[-1] // 2
             z_out, h = h[..., :half], h[..., half:]
             if self.inner is not None:
-                h, ld = self.inner.forward_and_log_det(h)
+                h, ld = apply_bijector(self.inner, "forward_and_log_det", h, context)
                 log_det += ld
             h = jnp.concatenate([z_out, h], axis=-1)
         return unsqueeze(h), log_det
 
-    def inverse_and_log_det(self, y):  # [B, H, W, C]
+    def inverse_and_log_det(self, y, context=None):  # [B, H, W, C]
         if y.ndim != 4:
             raise ValueError(f"MultiScale needs images [B, H, W, C], got shape {y.shape}")
         log_det = jnp.zeros(y.shape[:1], jnp.float32)
@@ -69,15 +71,15 @@ class MultiScale(Bijector):
             half = h.shape[-1] // 2
             z_out, h = h[..., :half], h[..., half:]
             if self.inner is not None:
-                h, ld = self.inner.inverse_and_log_det(h)
+                h, ld = apply_bijector(self.inner, "inverse_and_log_det", h, context)
                 log_det += ld
             h = jnp.concatenate([z_out, h], axis=-1)
         if self.after is not None:
-            h, ld = self.after.inverse_and_log_det(h)
+            h, ld = apply_bijector(self.after, "inverse_and_log_det", h, context)
             log_det += ld
         x = unsqueeze(h)
         if self.before is not None:
-            x, ld = self.before.inverse_and_log_det(x)
+            x, ld = apply_bijector(self.before, "inverse_and_log_det", x, context)
             log_det += ld
         return x, log_det
 

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxgen.flows.base import Bijector, updates_state
+from jaxgen.flows.base import Bijector, apply_bijector, updates_state
 from jaxgen.nn.layer_scan import layer_scan
 
 
@@ -41,7 +41,9 @@ class Repeat(Bijector):
 
         self.layers = create(rngs)
 
-    def _scan(self, x, reverse: bool):
+    takes_context = True
+
+    def _scan(self, x, reverse: bool, context=None):
         # lax.scan over the split state (not nnx.scan): a pure function of the stacked
         # arrays, so it also runs under jax transforms of a closure over this module.
         graphdef, state = nnx.split(self.layers)
@@ -49,10 +51,8 @@ class Repeat(Bijector):
         def body(carry, layer_state):
             h, log_det = carry
             layer = nnx.merge(graphdef, layer_state)
-            if reverse:
-                h, ld = layer.inverse_and_log_det(h)
-            else:
-                h, ld = layer.forward_and_log_det(h)
+            method = "inverse_and_log_det" if reverse else "forward_and_log_det"
+            h, ld = apply_bijector(layer, method, h, context)  # context: a scan constant
             return (h, log_det + ld), nnx.state(layer)
 
         init = (x, jnp.zeros(x.shape[:1], jnp.float32))
@@ -61,11 +61,11 @@ class Repeat(Bijector):
             nnx.update(self.layers, new_state)
         return h, log_det
 
-    def forward_and_log_det(self, x):
-        return self._scan(x, reverse=False)
+    def forward_and_log_det(self, x, context=None):
+        return self._scan(x, reverse=False, context=context)
 
-    def inverse_and_log_det(self, y):
-        return self._scan(y, reverse=True)
+    def inverse_and_log_det(self, y, context=None):
+        return self._scan(y, reverse=True, context=context)
 
 
 __all__ = ["Repeat"]

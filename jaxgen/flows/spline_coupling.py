@@ -120,10 +120,12 @@ class SplineCoupling(Bijector):
     def params_per_entry(num_bins: int) -> int:
         return 3 * num_bins - 1
 
-    def _apply(self, x, inverse: bool):
+    takes_context = True
+
+    def _apply(self, x, inverse: bool, context=None):
         k = self.num_bins
         x_cond, x_trans, params, trans_mask = conditioner_params(
-            self.conditioner, self.mask_kind, x, self.parity, 3 * k - 1)
+            self.conditioner, self.mask_kind, x, self.parity, 3 * k - 1, context=context)
         y, log_deriv = rational_quadratic_spline(
             x_trans, params[..., :k], params[..., k:2 * k], params[..., 2 * k:],
             bound=self.bound, inverse=inverse)
@@ -132,11 +134,11 @@ class SplineCoupling(Bijector):
             y, log_deriv = jnp.where(keep, x_trans, y), jnp.where(keep, 0.0, log_deriv)
         return combine(self.mask_kind, x_cond, y, self.parity), sum_except_batch(log_deriv)
 
-    def forward_and_log_det(self, x):  # [B, *event]
-        return self._apply(x, inverse=False)
+    def forward_and_log_det(self, x, context=None):  # [B, *event]; context [B, F]
+        return self._apply(x, inverse=False, context=context)
 
-    def inverse_and_log_det(self, y):
-        return self._apply(y, inverse=True)
+    def inverse_and_log_det(self, y, context=None):
+        return self._apply(y, inverse=True, context=context)
 
 
 __all__ = ["SplineCoupling", "rational_quadratic_spline"]

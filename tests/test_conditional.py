@@ -1,0 +1,251 @@
+"""Conditional generation: labels in the data layer, context in the models, p(x | y).
+
+Normalization is checked by enumeration (every x of a tiny discrete space, for every class)
+and by quadrature (a conditional 2D flow on a grid, per class); that the context is used,
+by classes giving different conditionals; that batches keep labels with their examples, by
+batching data whose label equals its row.
+"""
+from __future__ import annotations
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from jaxgen.autoregressive import MADE
+from jaxgen.data import Dataset, load_dataset, load_npz
+from jaxgen.data.batching import Labeled, batch_at_step, log_prob_of
+from jaxgen.data.dataset import DataFileError
+from jaxgen.flows.models import build_flow
+from jaxgen.training import MaximumLikelihood, evaluate_nll
+
+
+def _perturb(model, key, scale):
+    """Adds N(0, scale^2) noise to every parameter (zero-initialized last layers make a new
+    conditional model ignore its context; noise makes every class differ). One jit call."""
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+    @jax.jit
+    def noisy(params, key):
+        leaves, treedef = jax.tree.flatten(params)
+        sizes = [leaf.size for leaf in leaves]
+        noise = scale * jax.random.normal(key, (sum(sizes),))  # one draw for all leaves
+        starts = np.cumsum([0] + sizes[:-1])
+        return jax.tree.unflatten(treedef, [
+            p + noise[s:s + p.size].reshape(p.shape) for p, s in zip(leaves, starts)])
+
+    return nnx.merge(graphdef, noisy(params, key), rest)
+
+
+# ---------------------------------------------------------------------------------------
+# Data layer.
+
+def test_digits_labels_are_the_digit_classes():
+    from sklearn.datasets import load_digits as sk
+    plain, labeled = load_dataset({"name": "digits"}), load_dataset(
+        {"name": "digits", "conditional": True})
+    assert not plain.is_conditional and plain.train_labels is None
+    assert labeled.num_classes == 10
+    bunch = sk()
+    for split in ("train", "valid", "test"):
+        x, y = getattr(labeled, split), labeled.labels(split)
+        assert y.shape == (x.shape[0],) and y.dtype == np.int32
+        np.testing.assert_array_equal(x, getattr(plain, split))
+        # each image's label is the scikit-learn target of that very image
+        flat = bunch.images.reshape(len(bunch.images), -1).astype(np.int32)
+        index = {row.tobytes(): t for row, t in zip(flat, bunch.target)}
+        assert all(index[img.reshape(-1).tobytes()] == lab for img, lab in zip(x[:50], y[:50]))
+    batch = labeled.split_data("test")
+    assert isinstance(batch, Labeled) and batch.context is labeled.test_labels
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(train_labels=np.zeros(4, np.float32)), "must be integers"),
+    (dict(train_labels=np.zeros(3, np.int64)), r"expected shape \(4,\)"),
+    (dict(train_labels=-np.ones(4, np.int64)), ">= 0"),
+    (dict(num_classes=2, valid_labels=np.array([0, 2])), r"lie in \[0, 2\)"),
+])
+def test_bad_labels_are_refused_naming_the_split(bad, message):
+    x = np.zeros((4, 2), np.float32)
+    fields = dict(train_labels=np.zeros(4, np.int64), valid_labels=np.zeros(2, np.int64),
+                  test_labels=np.ones(2, np.int64))
+    with pytest.raises((TypeError, ValueError), match=message):
+        Dataset("d", x, x[:2], x[:2], **{**fields, **bad})
+    with pytest.raises(ValueError, match="not for"):
+        Dataset("d", x, x[:2], x[:2], train_labels=np.zeros(4, np.int64))
+
+
+def test_npz_labels_round_trip_carve_and_errors(tmp_path):
+    rng = np.random.RandomState(0)
+    x, y = np.arange(20)[:, None] * np.ones((1, 3), np.int64), rng.randint(0, 3, 20)
+    path = tmp_path / "d.npz"
+    np.savez(path, train=x, train_labels=y, test=x[:5], test_labels=y[:5])
+    ds = load_npz(path, valid_key=None, valid_fraction=0.25, num_levels=20, labels=True)
+    assert ds.num_classes == 3
+    for split in ("train", "valid"):  # the carve keeps every example with its own label
+        rows = {tuple(r): l for r, l in zip(x, y)}
+        assert all(rows[tuple(r)] == l for r, l in zip(getattr(ds, split), ds.labels(split)))
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, train=x, train_labels=y[:19], test=x[:5], test_labels=y[:5])
+    with pytest.raises(DataFileError, match=r"train_labels.*expected shape \(20,\)"):
+        load_npz(bad, valid_key=None, num_levels=20, labels=True)
+    np.savez(bad, train=x, test=x[:5])
+    with pytest.raises(KeyError, match="train_labels"):
+        load_npz(bad, valid_key=None, num_levels=20, labels=True)
+    with pytest.raises(ValueError, match="toy2d.*no class labels"):
+        load_dataset({"name": "toy2d", "conditional": True})
+
+
+def test_batches_keep_each_example_with_its_label():
+    n = 50
+    data = Labeled(jnp.arange(n)[:, None] * jnp.ones((1, 3), jnp.int32), jnp.arange(n))
+    for step in (0, 3, 7):
+        batch = batch_at_step(data, jax.random.key(1), step, 16)
+        np.testing.assert_array_equal(batch.x[:, 0], batch.context)
+        assert batch.x.shape == (16, 3)
+
+
+# ---------------------------------------------------------------------------------------
+# Normalization per class.
+
+ALL_3_TERNARY = jnp.asarray(list(itertools.product(range(3), repeat=3)), jnp.int32)  # [27, 3]
+
+
+@pytest.mark.parametrize("make, xs", [
+    (lambda: MADE((3,), 3, (8,), num_classes=3, rngs=nnx.Rngs(0)), ALL_3_TERNARY),
+    (lambda: MADE((3,), 3, (8,), num_masks=2, ordering="random", num_classes=3,
+                  rngs=nnx.Rngs(0)), ALL_3_TERNARY),
+    (lambda: MADE((3,), 3, (8,), context_features=2, rngs=nnx.Rngs(0)), ALL_3_TERNARY),
+], ids=["made", "made_ensemble", "made_vector_context"])
+def test_discrete_conditional_sums_to_one_for_every_class(make, xs):
+    model = _perturb(make(), jax.random.key(2), 0.5)
+    n = xs.shape[0]
+    contexts = ([jnp.full((n,), y) for y in range(3)] if model.num_classes is not None else
+                [jnp.tile(jnp.array([[a, b]], jnp.float32), (n, 1))
+                 for a, b in ((0.0, 0.0), (1.0, -2.0), (3.0, 0.5))])
+    log_prob = jax.jit(lambda v, c: model.log_prob(v, context=c))
+    probs = [jnp.exp(log_prob(xs, c)) for c in contexts]
+    for p in probs:
+        np.testing.assert_allclose(float(jnp.sum(p)), 1.0, atol=1e-5)
+    # the context is used: the classes' distributions differ
+    assert float(jnp.max(jnp.abs(probs[0] - probs[1]))) > 1e-3
+    with pytest.raises(ValueError, match="is conditional: pass context"):
+        model.log_prob(xs)
+
+
+FLOW_2D = {
+    "realnvp": dict(num_couplings=4, hidden_features=16),
+    "spline": dict(num_couplings=2, hidden_features=16, coupling="spline"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FLOW_2D))
+def test_conditional_2d_flow_integrates_to_one_per_class(name):
+    fields = dict(FLOW_2D[name])
+    model_name = "realnvp" if name == "spline" else name
+    init = np.random.RandomState(0).randn(64, 2).astype(np.float32)
+    flow = build_flow(model_name, (2,), init, unit_interval=False, rngs=nnx.Rngs(0),
+                      num_classes=2, **fields)
+    flow = _perturb(flow, jax.random.key(3), 0.2)
+    lim, m = 8.0, 241
+    g = jnp.linspace(-lim, lim, m)
+    grid = jnp.stack(jnp.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)  # [m^2, 2]
+    cell = (g[1] - g[0]) ** 2
+    masses = []
+    log_prob = jax.jit(lambda v, c: flow.log_prob(v, context=c))
+    for y in range(2):
+        lp = log_prob(grid, jnp.full((grid.shape[0],), y))
+        masses.append(jnp.exp(lp))
+        np.testing.assert_allclose(float(jnp.sum(jnp.exp(lp)) * cell), 1.0, atol=1e-2)
+    assert float(jnp.max(jnp.abs(masses[0] - masses[1]))) > 1e-3
+
+
+@pytest.mark.parametrize("name, fields", [
+    ("glow", dict(num_scales=2, num_steps=1, hidden_channels=4)),
+], ids=["glow"])
+def test_conditional_image_flow_sample_and_density_agree(name, fields):
+    """Multi-scale (squeeze, split, scanned steps, channel couplings): the context reaches
+    every level; sampling inverts the density's map for the same class."""
+    from jaxgen.flows.models import FLOW_MODELS
+    # the class itself (no eager data-dependent init: the identities hold for any parameters)
+    flow = FLOW_MODELS[name][0]((4, 4, 1), logit_alpha=0.05, num_classes=10,
+                                rngs=nnx.Rngs(0), **fields)
+    flow = _perturb(flow, jax.random.key(4), 0.05)
+    labels = jnp.array([0, 3, 7, 9])
+    graphdef, state = nnx.split(flow)
+
+    @jax.jit
+    def run(key, labels):
+        f = nnx.merge(graphdef, state)
+        x, lp = f.sample_and_log_prob(key, 4, context=labels)
+        both = f.log_prob(jnp.concatenate([x, x]),  # own class, then the next class
+                          context=jnp.concatenate([labels, (labels + 1) % 10]))
+        return lp, both[:4], both[4:]
+
+    lp, again, other = run(jax.random.key(5), labels)
+    np.testing.assert_allclose(again, lp, rtol=1e-4, atol=1e-3)
+    assert float(jnp.max(jnp.abs(other - lp))) > 1e-3  # the context is used
+    with pytest.raises(ValueError, match=r"lie in \[0, 10\)"):
+        flow.embed_context(jnp.array([0, 1, 2, 10]), 4)
+    with pytest.raises(TypeError, match="integers"):
+        flow.embed_context(jnp.zeros(4), 4)
+
+
+def test_sampling_default_context_is_class_balanced():
+    from jaxgen.nn.context import check_context
+    np.testing.assert_array_equal(check_context(None, 7, 3, None, "m", for_sampling=True),
+                                  [0, 1, 2, 0, 1, 2, 0])
+    with pytest.raises(ValueError, match=r"\[7, 2\] float vectors"):
+        check_context(None, 7, None, 2, "m", for_sampling=True)
+
+
+def test_unconditional_models_refuse_a_context():
+    made = MADE((3,), 3, (8,), rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="unconditional"):
+        made.log_prob(ALL_3_TERNARY, context=jnp.zeros(27, jnp.int32))
+
+
+# ---------------------------------------------------------------------------------------
+# The pipeline: labels reach the model through the batch.
+
+def test_objective_and_evaluation_use_the_labels():
+    model = _perturb(MADE((3,), 3, (8,), num_classes=3, rngs=nnx.Rngs(0)),
+                     jax.random.key(7), 0.5)
+    x = ALL_3_TERNARY
+    y = jnp.arange(27) % 3
+    batch = Labeled(x, y)
+    loss, _, _ = MaximumLikelihood().loss(model, batch, jax.random.key(0), {})
+    np.testing.assert_allclose(loss, -jnp.mean(model.log_prob(x, context=y)), rtol=1e-6)
+    np.testing.assert_allclose(log_prob_of(model, batch), model.log_prob(x, context=y))
+    nll = evaluate_nll(model, Labeled(np.asarray(x), np.asarray(y)), batch_size=10)
+    np.testing.assert_allclose(nll, float(-jnp.mean(model.log_prob(x, context=y))),
+                               rtol=1e-5)
+
+
+def test_conditional_config_trains_and_refuses_unconditional_models():
+    from experiments import build
+    from experiments.configs import made_digits, pixelcnn_digits
+    from experiments.schema import ConfigError
+    from jaxgen.training import TrainSettings, train
+
+    config = made_digits.get_config()
+    config.data.conditional = True
+    config.model.hidden_sizes = (16,)
+    exp = build.build_experiment(config)
+    assert exp.dataset.is_conditional and exp.model.num_classes == 10
+    settings = TrainSettings(num_steps=10, batch_size=64, eval_every=10, log_every=10,
+                             seed=0, optim=exp.settings.train.optim)
+    before = np.asarray(exp.model.context_out.weight[...]).copy()
+    result = train(exp.model, exp.dataset, settings, objective=exp.objective)
+    assert np.abs(np.asarray(result.model.context_out.weight[...]) - before).max() > 1e-4
+    test = exp.dataset.split_data("test")
+    expected = -float(jnp.mean(result.model.log_prob(test.x, context=test.context)))
+    np.testing.assert_allclose(evaluate_nll(result.model, test), expected, rtol=1e-5)
+
+    config = pixelcnn_digits.get_config()
+    config.data.conditional = True
+    with pytest.raises(ConfigError, match="conditional=True.*takes no context"):
+        build.build_experiment(config)
