@@ -139,6 +139,7 @@ def test_discrete_conditional_sums_to_one_for_every_class(make, xs):
 FLOW_2D = {
     "realnvp": dict(num_couplings=4, hidden_features=16),
     "spline": dict(num_couplings=2, hidden_features=16, coupling="spline"),
+    "maf": dict(num_layers=2, hidden_features=16),
 }
 
 

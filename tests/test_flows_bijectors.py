@@ -71,6 +71,15 @@ BIJECTORS = {
     "spline_coupling/image": (
         lambda r: flows.SplineCoupling(_resnet(3 * 4 - 1, r, kind="channel", parity=1), 4, 2.0, "channel",
                                        1), "image"),
+    # MAF's layer: density direction one pass, inverse a D-pass scan; IAF's is its Inverse.
+    "masked_autoregressive/affine": (
+        lambda r: flows.MaskedAutoregressive(6, (16,), rngs=r), "vector"),
+    "masked_autoregressive/spline_reversed": (
+        lambda r: flows.MaskedAutoregressive(6, (16, 16), transform="spline", num_bins=4,
+                                             bound=2.0, ordering="reversed", rngs=r), "vector"),
+    "inverse/masked_autoregressive": (
+        lambda r: flows.Inverse(flows.MaskedAutoregressive(6, (16,), ordering=[2, 0, 5, 1, 4, 3],
+                                                           rngs=r)), "vector"),
     "permutation/reverse": (lambda r: flows.Permutation.reverse(6), "vector"),
     "permutation/random_channels": (lambda r: flows.Permutation.random(2, seed=3), "image"),
     "reshape/flatten": (lambda r: flows.Reshape(IMG_SHAPE, (32,)), "image"),

@@ -14,6 +14,7 @@ TOY_MODELS = {
     "nice": dict(num_couplings=4, hidden_features=64, num_hidden_layers=3),
     "realnvp": dict(num_couplings=8, hidden_features=64, num_hidden_layers=2),
     "glow": dict(num_scales=1, num_steps=8, hidden_channels=64),
+    "maf": dict(num_layers=8, hidden_features=64, num_hidden_layers=2),
 }
 
 

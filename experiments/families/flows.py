@@ -1,4 +1,5 @@
-"""Normalizing flows in the registry: ``nice``, ``realnvp``, ``glow`` (`jaxgen.flows`).
+"""Normalizing flows in the registry: ``nice``, ``realnvp``, ``glow``, ``maf``, ``iaf``
+(`jaxgen.flows`).
 
 Each trains by maximum likelihood (the loop puts BatchNorm layers in training mode for
 every step and in eval mode for evaluation); ``init_batch_size`` training inputs, as the
@@ -42,3 +43,17 @@ def _glow(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
     """Glow: ActNorm, LU 1x1 convolution, affine coupling; K steps x L levels (Kingma &
     Dhariwal 2018)."""
     return _build("glow", mc, data, rngs)
+
+
+@register("maf", data_kind="continuous", conditional=True, **FLOW_MODELS["maf"][1], **_INIT)
+def _maf(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
+    """MAF: masked autoregressive layers over MADE conditioners; one-pass density,
+    sequential sampling (Papamakarios et al. 2017)."""
+    return _build("maf", mc, data, rngs)
+
+
+@register("iaf", data_kind="continuous", conditional=True, **FLOW_MODELS["iaf"][1], **_INIT)
+def _iaf(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
+    """IAF: MAF's layers inverted; one-pass sampling, sequential density (Kingma et al.
+    2016)."""
+    return _build("iaf", mc, data, rngs)

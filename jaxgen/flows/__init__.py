@@ -16,6 +16,7 @@ from jaxgen.flows.distributions import (BASE_DISTRIBUTIONS, StandardLogistic, St
                                         TransformedDistribution)
 from jaxgen.flows.elementwise_affine import ElementwiseAffine
 from jaxgen.flows.logit import Logit
+from jaxgen.flows.masked_autoregressive import MaskedAutoregressive
 from jaxgen.flows.masks import MASK_KINDS, make_mask
 from jaxgen.flows.multiscale import MultiScale
 from jaxgen.flows.permutation import Permutation
@@ -29,12 +30,12 @@ from jaxgen.flows.squeeze import Squeeze, squeeze, unsqueeze
 __all__ = [
     "ActNorm", "AdditiveCoupling", "AffineCoupling", "BASE_DISTRIBUTIONS", "BatchNorm",
     "Bijector", "Chain", "Constant", "Conv1x1", "Conv1x1LU", "ElementwiseAffine", "InitFlag",
-    "Inverse", "Logit", "MASK_KINDS", "MultiScale", "Permutation", "Repeat", "Reshape",
+    "Inverse", "Logit", "MASK_KINDS", "MaskedAutoregressive", "MultiScale", "Permutation", "Repeat", "Reshape",
     "Scaling", "Sigmoid", "SplineCoupling", "Squeeze", "StandardLogistic", "StandardNormal",
     "TransformedDistribution", "chain_in_order", "initialize", "make_mask",
     "rational_quadratic_spline", "squeeze", "sum_except_batch", "unsqueeze",
 ]
 
-from jaxgen.flows.models import FLOW_MODELS, Glow, NICE, RealNVP, build_flow  # noqa: E402
+from jaxgen.flows.models import FLOW_MODELS, MAF, Glow, NICE, RealNVP, build_flow  # noqa: E402
 
-__all__ += ["FLOW_MODELS", "Glow", "NICE", "RealNVP", "build_flow"]
+__all__ += ["FLOW_MODELS", "Glow", "MAF", "NICE", "RealNVP", "build_flow"]

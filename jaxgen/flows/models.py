@@ -1,4 +1,5 @@
-"""Flow models: NICE, RealNVP (vectors and multi-scale images), Glow; `build_flow`.
+"""Flow models: NICE, RealNVP (vectors and multi-scale images), Glow, MAF / IAF;
+`build_flow`.
 
 Every model is a `TransformedDistribution` over the data's event shape (``log_prob(x) ->
 [B]`` in nats, ``sample(key, n, temperature=1.0)``), built from a normalizing chain written
@@ -12,6 +13,7 @@ go through `Repeat` (one traced layer, ``lax.scan`` over stacked parameters).
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Sequence
 
@@ -20,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxgen.checks import check_finite
+from jaxgen.checks import check_count, check_finite
 from jaxgen.flows.actnorm import ActNorm, initialize
 from jaxgen.flows.additive_coupling import AdditiveCoupling
 from jaxgen.flows.affine_coupling import AffineCoupling
@@ -31,6 +33,7 @@ from jaxgen.flows.coupling_utils import conditioner_features
 from jaxgen.flows.distributions import (StandardLogistic, StandardNormal,
                                         TransformedDistribution, context_width)
 from jaxgen.flows.logit import Logit
+from jaxgen.flows.masked_autoregressive import MaskedAutoregressive
 from jaxgen.flows.multiscale import MultiScale
 from jaxgen.flows.repeat import Repeat
 from jaxgen.flows.reshape import Reshape
@@ -289,6 +292,50 @@ class Glow(TransformedDistribution):
                          event_shape, **context)
 
 
+class MAF(TransformedDistribution):
+    """Masked autoregressive flow (Papamakarios et al., 2017) on vectors (images are
+    flattened), standard normal prior.
+
+    Normalizing direction: ``[Logit] -> [flatten] -> ActNorm -> MaskedAutoregressive x
+    num_layers`` with alternating natural / reversed orderings (`MaskedAutoregressive`):
+    ``log_prob`` is one pass per layer, ``sample`` ``D`` passes per layer (a ``lax.scan``).
+    ``inverse_autoregressive=True`` gives IAF (Kingma et al., 2016): the same layers
+    inverted, so sampling is one pass per layer and ``log_prob`` sequential.
+
+    Args:
+      event_shape: shape of one example.
+      num_layers: autoregressive layers.
+      hidden_features, num_hidden_layers: each layer's MADE conditioner.
+      transform: ``"affine"`` or ``"spline"`` (rational-quadratic; ``num_bins``, ``bound``).
+      inverse_autoregressive: IAF instead of MAF.
+      logit_alpha: apply `Logit(alpha)` first (data in [0, 1]); None for real data.
+      num_classes, context_features: conditional flow: every layer's conditioner reads the
+        context (`TransformedDistribution`).
+      rngs: NNX random streams.
+    """
+
+    def __init__(self, event_shape: Sequence[int], *, num_layers: int = 5,
+                 hidden_features: int = 64, num_hidden_layers: int = 2,
+                 transform: str = "affine", num_bins: int = 8, bound: float = 4.0,
+                 inverse_autoregressive: bool = False, logit_alpha: float | None = None,
+                 num_classes: int | None = None, context_features: int | None = None,
+                 rngs: nnx.Rngs):
+        event_shape = tuple(event_shape)
+        d = math.prod(event_shape)
+        cf = context_width(num_classes, context_features)
+        # the layers see the (embedded) context as a vector of width cf
+        layer_ctx = dict(context_features=cf)
+        layers = _data_layers(event_shape, logit_alpha, flatten=True) + [ActNorm(d)]
+        for i in range(check_count("num_layers", num_layers)):
+            layer = MaskedAutoregressive(
+                d, (hidden_features,) * check_count("num_hidden_layers", num_hidden_layers),
+                transform=transform, ordering="natural" if i % 2 == 0 else "reversed",
+                num_bins=num_bins, bound=bound, rngs=rngs, **layer_ctx)
+            layers.append(Inverse(layer) if inverse_autoregressive else layer)
+        super().__init__(StandardNormal((d,)), Inverse(chain_in_order(layers)), event_shape,
+                         num_classes=num_classes, context_features=context_features, rngs=rngs)
+
+
 # ------------------------------------------------------------------------------------------
 # Building.
 
@@ -300,8 +347,11 @@ REALNVP_DEFAULTS = dict(architecture="vector", num_couplings=8, hidden_features=
                         num_bins=8, spline_bound=4.0, logit_alpha=0.05, scan_couplings=False)
 GLOW_DEFAULTS = dict(num_scales=2, num_steps=8, hidden_channels=64, lu_decomposed=True,
                      scale_fn="sigmoid", logit_alpha=0.05)
+MAF_DEFAULTS = dict(num_layers=5, hidden_features=64, num_hidden_layers=2, transform="affine",
+                    num_bins=8, bound=4.0, logit_alpha=0.05)
 FLOW_MODELS = {"nice": (NICE, NICE_DEFAULTS), "realnvp": (RealNVP, REALNVP_DEFAULTS),
-               "glow": (Glow, GLOW_DEFAULTS)}
+               "glow": (Glow, GLOW_DEFAULTS), "maf": (MAF, MAF_DEFAULTS),
+               "iaf": (functools.partial(MAF, inverse_autoregressive=True), MAF_DEFAULTS)}
 
 
 def build_flow(name: str, event_shape: Sequence[int], init_batch, *, unit_interval: bool,
@@ -310,7 +360,7 @@ def build_flow(name: str, event_shape: Sequence[int], init_batch, *, unit_interv
     """Builds the flow ``name`` and runs its data-dependent initialization.
 
     Args:
-      name: ``nice``, ``realnvp`` or ``glow`` (`FLOW_MODELS`).
+      name: ``nice``, ``realnvp``, ``glow``, ``maf`` or ``iaf`` (`FLOW_MODELS`).
       event_shape: shape of one example.
       init_batch: ``[B, *event_shape]`` float inputs as the model sees them (e.g. the first
         examples of `jaxgen.data.preprocessing.Preprocessing.init_data`): every ActNorm is
@@ -351,5 +401,5 @@ def build_flow(name: str, event_shape: Sequence[int], init_batch, *, unit_interv
     return model
 
 
-__all__ = ["FLOW_MODELS", "GLOW_DEFAULTS", "Glow", "NICE", "NICE_DEFAULTS", "NORMALIZATIONS",
+__all__ = ["FLOW_MODELS", "GLOW_DEFAULTS", "Glow", "MAF", "MAF_DEFAULTS", "NICE", "NICE_DEFAULTS", "NORMALIZATIONS",
            "REALNVP_DEFAULTS", "RealNVP", "build_flow"]
