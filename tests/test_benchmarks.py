@@ -93,7 +93,14 @@ def test_mcmc_benchmark_quick():
 
 def test_flows_benchmark_quick():
     records = _run_module("experiments.benchmarks.flows", "--quick")
-    assert len(records) == 2
+    assert len(records) == 3
+    maf = next(r for r in records if r["name"].startswith("maf"))
+    records = [r for r in records if r is not maf]
+    for lib in ("jaxgen", "flowjax"):
+        if maf[lib].get("installed", True):
+            for what in ("log_prob", "sample"):
+                assert math.isfinite(maf[lib][what]["points_per_s"]), maf
+                assert maf[lib][what]["points_per_s"] > 0, maf
     for r in records:
         for key in ("train_steps_per_s", "log_prob_points_per_s", "sample_points_per_s",
                     "train_gflops_per_s", "matmul_float32_gflops_per_s", "max_rss_bytes"):

@@ -51,6 +51,7 @@ TINY = {
     "realnvp_batchnorm": dict(architecture="multiscale", num_scales=2, hidden_channels=4,
                               num_blocks=1, normalization="batchnorm"),
     "glow": dict(num_scales=2, num_steps=2, hidden_channels=4),
+    "maf": dict(num_layers=1, hidden_features=8, num_hidden_layers=1),
 }
 
 

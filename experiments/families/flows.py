@@ -1,5 +1,6 @@
-"""Normalizing flows in the registry: ``nice``, ``realnvp``, ``glow``, ``maf``, ``iaf``
-(`jaxgen.flows`).
+"""Normalizing flows in the registry: ``nice``, ``realnvp``, ``glow``, ``maf``
+(`jaxgen.flows`; IAF is ``build_flow("iaf", ...)`` / ``MAF(inverse_autoregressive=True)``,
+whose sequential density makes it a poor density-training model).
 
 Each trains by maximum likelihood (the loop puts BatchNorm layers in training mode for
 every step and in eval mode for evaluation); ``init_batch_size`` training inputs, as the
@@ -51,9 +52,3 @@ def _maf(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
     sequential sampling (Papamakarios et al. 2017)."""
     return _build("maf", mc, data, rngs)
 
-
-@register("iaf", data_kind="continuous", conditional=True, **FLOW_MODELS["iaf"][1], **_INIT)
-def _iaf(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
-    """IAF: MAF's layers inverted; one-pass sampling, sequential density (Kingma et al.
-    2016)."""
-    return _build("iaf", mc, data, rngs)
