@@ -117,6 +117,7 @@ def _throughput(fn, args, n: int, repeats: int, rounds: int) -> dict:
 def maf_comparison(x: np.ndarray, quick: bool) -> dict:
     """MAF ``log_prob`` and ``sample`` throughput in jaxgen and flowjax on ``x [B, D]``."""
     repeats, rounds = (2, 1) if quick else (10, 3)
+    x = np.asarray(x).reshape(x.shape[0], -1)  # [B, D]
     n, d = x.shape
     layers, width, depth = 5, 64, 2
     out = {"workload": dict(batch=n, num_dims=d, flow_layers=layers, nn_width=width,
