@@ -1,0 +1,27 @@
+"""Test-session setup: one XLA compilation cache shared by every process of the session.
+
+Most of the suite's time is XLA compiling tiny programs, and many tests compile the same
+program again in another process: the xdist workers, and the ``experiments.main``
+subprocesses and notebook kernels that the CLI tests start (an interrupted run, its resume
+and its uninterrupted reference compile one train step three times). JAX's persistent
+compilation cache, keyed by the program, the backend and the flags, lets the second
+compile be a read. The directory is made fresh per session (so a suite run measures a cold
+start, as CI does) by the controlling process before any worker or JAX import, reaches the
+workers and subprocesses through the environment, and is removed at the end. A
+``JAX_COMPILATION_CACHE_DIR`` set by the caller is used as is and kept.
+"""
+import os
+import shutil
+import tempfile
+
+_OWNED = None
+if "PYTEST_XDIST_WORKER" not in os.environ and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _OWNED = tempfile.mkdtemp(prefix="jaxgen-tests-xla-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _OWNED
+    # every program, however quick to compile: the suite compiles thousands of small ones
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+
+
+def pytest_unconfigure(config):
+    if _OWNED is not None:
+        shutil.rmtree(_OWNED, ignore_errors=True)
