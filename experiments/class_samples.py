@@ -34,7 +34,8 @@ def digits_classifier(dataset):
     return (lambda x: clf.predict(flat(x))), accuracy
 
 
-def class_sample_rates(workdir: str, num_per_class: int = 100, seed: int = 0) -> dict:
+def class_sample_rates(workdir: str, num_per_class: int = 100, seed: int = 0,
+                       temperature: float = 1.0) -> dict:
     """Samples ``num_per_class`` images of every class and classifies them (module
     docstring); returns the record."""
     run = load_run(workdir)
@@ -44,13 +45,15 @@ def class_sample_rates(workdir: str, num_per_class: int = 100, seed: int = 0) ->
     k = run.dataset.num_classes
     labels = jnp.repeat(jnp.arange(k), num_per_class)  # [k * n]
     graphdef, state = nnx.split(run.model)
+    extra = {} if temperature == 1.0 else {"temperature": temperature}
     sample = jax.jit(lambda s, key, y: nnx.merge(graphdef, s).sample(key, y.shape[0],
-                                                                      context=y))
+                                                                      context=y, **extra))
     samples = run.preprocessing.to_data(sample(state, jax.random.key(seed), labels))
     predicted = classify(samples)
     hits = predicted == np.asarray(labels)
     per_class = {int(c): float(hits[np.asarray(labels) == c].mean()) for c in range(k)}
     return dict(workdir=workdir, model=run.settings.model_name, num_per_class=num_per_class,
+                temperature=temperature,
                 classifier="sklearn SVC(rbf, gamma=0.001, C=10) on digits train",
                 classifier_test_accuracy=accuracy, rate_asked_for_class=float(hits.mean()),
                 rate_per_class=per_class, min_class_rate=min(per_class.values()),
@@ -63,8 +66,11 @@ def main(argv=None) -> None:
     parser.add_argument("--unconditional", default=None)
     parser.add_argument("--num_per_class", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--temperature", type=float, default=1.0,
+                        help="sampling temperature (models whose sample() takes one)")
     args = parser.parse_args(argv)
-    record = class_sample_rates(args.workdir, args.num_per_class, args.seed)
+    record = class_sample_rates(args.workdir, args.num_per_class, args.seed,
+                                args.temperature)
     if args.unconditional:
         record["unconditional_workdir"] = args.unconditional
         record["unconditional_test_bits_per_dim"] = evaluate_run(

@@ -94,7 +94,7 @@ def test_mcmc_benchmark_quick():
 def test_flows_benchmark_quick():
     records = _run_module("experiments.benchmarks.flows", "--quick")
     assert len(records) == 3
-    maf = next(r for r in records if r["name"].startswith("maf"))
+    maf = next(r for r in records if r["model"].startswith("maf"))
     records = [r for r in records if r is not maf]
     for lib in ("jaxgen", "flowjax"):
         if maf[lib].get("installed", True):

@@ -139,7 +139,6 @@ def test_discrete_conditional_sums_to_one_for_every_class(make, xs):
 FLOW_2D = {
     "realnvp": dict(num_couplings=4, hidden_features=16),
     "spline": dict(num_couplings=2, hidden_features=16, coupling="spline"),
-    "maf": dict(num_layers=2, hidden_features=16),
 }
 
 
@@ -250,3 +249,15 @@ def test_conditional_config_trains_and_refuses_unconditional_models():
     config.data.conditional = True
     with pytest.raises(ConfigError, match="conditional=True.*takes no context"):
         build.build_experiment(config)
+
+
+def test_softmax_temperature_sharpens_the_heads_and_is_validated():
+    from jaxgen.autoregressive.heads import CategoricalHead
+    logits = jnp.tile(jnp.array([[0.0, 1.0, 2.0]]), (20000, 1))
+    draws = CategoricalHead(3).sample(jax.random.key(0), logits, 0.5)
+    freq = np.bincount(np.asarray(draws), minlength=3) / draws.size
+    np.testing.assert_allclose(freq, jax.nn.softmax(2.0 * logits[0]), atol=0.012)
+    made = MADE((3,), 3, (8,), rngs=nnx.Rngs(0))
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
+            made.sample(jax.random.key(0), 2, temperature=bad)

@@ -119,7 +119,7 @@ def maf_comparison(x: np.ndarray, quick: bool) -> dict:
     repeats, rounds = (2, 1) if quick else (10, 3)
     x = np.asarray(x).reshape(x.shape[0], -1)  # [B, D]
     n, d = x.shape
-    layers, width, depth = 5, 64, 2
+    layers, width, depth = (2 if quick else 5), 64, 2
     out = {"workload": dict(batch=n, num_dims=d, flow_layers=layers, nn_width=width,
                             nn_depth=depth, transformer="affine")}
     maf = flows.MAF((d,), num_layers=layers, hidden_features=width, num_hidden_layers=depth,
@@ -172,7 +172,8 @@ def main(quick: bool = False) -> None:
     # the same workload in jaxgen, distrax and flowjax (those that are importable)
     record["comparison"] = compare(quick, machine["matmul_float32_gflops_per_s"])
     print(json.dumps({**record, **machine}), flush=True)
-    maf = {"name": "maf_5x64x2_digits", **maf_comparison(x, quick)}
+    maf = {"model": "maf_5x64x2_digits" if not quick else "maf_2x64x2_digits",
+           **maf_comparison(x, quick)}
     print(json.dumps({**maf, **machine}), flush=True)
     rng = np.random.RandomState(0)
     images = rng.uniform(0, 1, (64, 28, 28, 1)).astype(np.float32)

@@ -12,7 +12,9 @@ that dimension's ``K`` levels. All heads are stateless, hashable (static) object
   the probabilities telescope to exactly 1.
 
 Every head gives ``level_log_probs(params) -> [..., K]``, ``log_prob(params, x) -> [...]`` and
-``sample(key, params) -> int32 [...]``.
+``sample(key, params, temperature=1.0) -> int32 [...]``: with temperature ``T`` the draw is
+from ``p(k)^{1/T} / sum_j p(j)^{1/T}`` (softmax of the level log-probabilities over ``T``;
+``T < 1`` sharpens, ``T = 1`` is the model).
 """
 from __future__ import annotations
 
@@ -43,8 +45,8 @@ class BernoulliHead:
     def log_prob(self, params: Array, x: Array) -> Array:  # [..., 1], [...] -> [...]
         return bernoulli_log_prob(params[..., 0], x)
 
-    def sample(self, key: PRNGKey, params: Array) -> Array:  # [..., 1] -> int32 [...]
-        return sample_bernoulli(key, params[..., 0])
+    def sample(self, key: PRNGKey, params: Array, temperature=1.0) -> Array:  # -> int32 [...]
+        return sample_bernoulli(key, params[..., 0] / temperature)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,8 +65,8 @@ class CategoricalHead:
     def log_prob(self, params: Array, x: Array) -> Array:
         return categorical_log_prob(params, x.astype(jnp.int32))
 
-    def sample(self, key: PRNGKey, params: Array) -> Array:
-        return sample_inverse_cdf(key, jax.nn.softmax(params, axis=-1))
+    def sample(self, key: PRNGKey, params: Array, temperature=1.0) -> Array:
+        return sample_inverse_cdf(key, jax.nn.softmax(params / temperature, axis=-1))
 
 
 def _log_sigmoid_diff(a: Array, b: Array) -> Array:
@@ -112,8 +114,9 @@ class DiscretizedLogisticMixtureHead:
     def log_prob(self, params: Array, x: Array) -> Array:
         return categorical_log_prob(self.level_log_probs(params), x.astype(jnp.int32))
 
-    def sample(self, key: PRNGKey, params: Array) -> Array:
-        return sample_inverse_cdf(key, jnp.exp(self.level_log_probs(params)))
+    def sample(self, key: PRNGKey, params: Array, temperature=1.0) -> Array:
+        return sample_inverse_cdf(
+            key, jax.nn.softmax(self.level_log_probs(params) / temperature, axis=-1))
 
 
 HEADS = ("bernoulli", "categorical", "discretized_logistic_mixture")

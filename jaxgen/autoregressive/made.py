@@ -62,7 +62,7 @@ from flax import nnx
 
 from jaxgen.autoregressive.base import AutoregressiveModel
 from jaxgen.autoregressive.heads import make_head
-from jaxgen.checks import check_count
+from jaxgen.checks import check_count, check_positive
 from jaxgen.data.batching import context_of, inputs_of
 from jaxgen.nn.context import ContextProjection, check_context
 from jaxgen.nn.masked_dense import MaskedDense
@@ -279,7 +279,7 @@ class MADE(AutoregressiveModel):
         return jax.lax.map(one_mask, jnp.arange(self.num_masks))  # [M, n]
 
     def _ancestral(self, key: PRNGKey, x_flat: Array, start: int, component: Array,
-                   context=None) -> Array:
+                   context=None, temperature=1.0) -> Array:
         """Steps ``t = start .. D-1`` of sample ``b`` in member ``component[b]``'s ordering:
         ``x_{o_t} ~ p_m(. | x_{o_{<t}})``, with key ``split(key, D)[t]`` at step ``t``.
 
@@ -316,7 +316,8 @@ class MADE(AutoregressiveModel):
             t, key_t = inputs
             pos = positions[:, t]  # [n]
             params_t = params_of(x_flat)[jnp.arange(n), pos]  # [n, P]
-            return x_flat.at[jnp.arange(n), pos].set(self.head.sample(key_t, params_t)), None
+            draw = self.head.sample(key_t, params_t, temperature)
+            return x_flat.at[jnp.arange(n), pos].set(draw), None
 
         x, _ = jax.lax.scan(step, x_flat, (jnp.arange(start, d), keys))
         return x.reshape(n, *self.event_shape)
@@ -372,7 +373,7 @@ class MADE(AutoregressiveModel):
         n = check_count("n", n)
         return self.fill_naive(key, jnp.zeros((n, self.num_dims), jnp.int32), 0, context)
 
-    def sample(self, key: PRNGKey, n: int, context=None) -> Array:
+    def sample(self, key: PRNGKey, n: int, context=None, temperature=1.0) -> Array:
         """Ancestral sampling from the ensemble: draw a mask ``m ~ U{0..M-1}`` per sample,
         then its dimensions in its ordering, one forward pass per step (``lax.scan``).
 
@@ -382,18 +383,22 @@ class MADE(AutoregressiveModel):
         the same distribution, another stream.
 
         A conditional MADE draws from ``p(x | context)``; ``context=None`` gives class
-        ``i mod num_classes`` to sample ``i``.
+        ``i mod num_classes`` to sample ``i``. ``temperature`` ``T`` (finite, > 0) draws
+        each conditional from ``p(x_t | ...)^{1/T}`` renormalized (heads' softmax
+        temperature; ``T = 1`` is the model).
 
         Raises:
           ValueError / TypeError: ``n`` is not an integer ``>= 1`` (`check_count`); a bad
             context.
         """
         n = check_count("n", n)
+        if not isinstance(temperature, jax.core.Tracer):
+            temperature = check_positive("MADE.sample: temperature", temperature)
         context = self.check_context(context, n, for_sampling=True)
         mask_key, key = jax.random.split(key)
         component = jax.random.randint(mask_key, (n,), 0, self.num_masks)  # [n]
         return self._ancestral(key, jnp.zeros((n, self.num_dims), jnp.int32), 0, component,
-                               context)
+                               context, temperature)
 
 
 def made_loss(model: MADE, batch: Array, key: PRNGKey):
