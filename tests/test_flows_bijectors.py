@@ -75,7 +75,7 @@ BIJECTORS = {
     "masked_autoregressive/affine": (
         lambda r: flows.MaskedAutoregressive(6, (16,), rngs=r), "vector"),
     "masked_autoregressive/spline_reversed": (
-        lambda r: flows.MaskedAutoregressive(6, (16, 16), transform="spline", num_bins=4,
+        lambda r: flows.MaskedAutoregressive(6, (16,), transform="spline", num_bins=4,
                                              bound=2.0, ordering="reversed", rngs=r), "vector"),
     "inverse/masked_autoregressive": (
         lambda r: flows.Inverse(flows.MaskedAutoregressive(6, (16,), ordering=[2, 0, 5, 1, 4, 3],
