@@ -9,8 +9,8 @@
   (`experiments.benchmarks.flows_compare`; a library that is not importable is reported as
   ``{"installed": false}``).
 * A 3-level multi-scale Glow (K = 8 steps per level, 512 hidden channels as in the paper;
-  ``--quick``: K = 1, 16 channels) on 28x28x1 at batch 64: the same numbers plus peak
-  memory (XLA's memory analysis of the compiled train step, and the process's max RSS) and
+  ``--quick``, a smoke test: K = 1, 8 channels, on 16x16x1 at batch 8) on 28x28x1 at batch
+  64: the same numbers plus peak memory (XLA's memory analysis of the compiled train step, and the process's max RSS) and
   whether both stay under 4 GiB.
 
 * MAF, 5 affine masked autoregressive layers with MADE conditioners (2 hidden layers of
@@ -153,7 +153,7 @@ def maf_comparison(x: np.ndarray, quick: bool) -> dict:
 
 
 GLOW = dict(num_scales=3, num_steps=8, hidden_channels=512)  # paper width (Kingma & Dhariwal)
-GLOW_QUICK = dict(num_scales=3, num_steps=1, hidden_channels=16)
+GLOW_QUICK = dict(num_scales=3, num_steps=1, hidden_channels=8)
 
 
 def main(quick: bool = False) -> None:
@@ -163,12 +163,15 @@ def main(quick: bool = False) -> None:
                                                              repeats=3 if quick else 10))
     digits = load_digits()
     x = np.asarray(uniform_dequantize(jax.random.key(0), digits.train[:256], 17))
+    # --quick is a smoke test of the record's shape: 2 couplings of width 32
+    couplings, width = (2, 32) if quick else (8, 256)
     realnvp = flows.build_flow(
         "realnvp", digits.event_shape,
         uniform_dequantize(jax.random.key(0), digits.train[:512], 17), unit_interval=True,
-        architecture="vector", num_couplings=8, hidden_features=256, num_hidden_layers=2,
-        rngs=nnx.Rngs(0))
-    record = bench("realnvp_vector_8x256_digits", realnvp, x, repeats, rounds=1 if quick else 3)
+        architecture="vector", num_couplings=couplings, hidden_features=width,
+        num_hidden_layers=2, rngs=nnx.Rngs(0))
+    record = bench(f"realnvp_vector_{couplings}x{width}_digits", realnvp, x, repeats,
+                   rounds=1 if quick else 3)
     # the same workload in jaxgen, distrax and flowjax (those that are importable)
     record["comparison"] = compare(quick, machine["matmul_float32_gflops_per_s"])
     print(json.dumps({**record, **machine}), flush=True)
@@ -176,11 +179,12 @@ def main(quick: bool = False) -> None:
            **maf_comparison(x, quick)}
     print(json.dumps({**maf, **machine}), flush=True)
     rng = np.random.RandomState(0)
-    images = rng.uniform(0, 1, (64, 28, 28, 1)).astype(np.float32)
+    side, batch = (16, 8) if quick else (28, 64)  # --quick: 3 levels on 16x16
+    images = rng.uniform(0, 1, (batch, side, side, 1)).astype(np.float32)
     glow_config = GLOW_QUICK if quick else GLOW
-    glow = flows.Glow((28, 28, 1), **glow_config, logit_alpha=1e-6, rngs=nnx.Rngs(0))
+    glow = flows.Glow((side, side, 1), **glow_config, logit_alpha=1e-6, rngs=nnx.Rngs(0))
     flows.initialize(glow, images)
-    record = bench("glow_3_levels_28x28x1", glow, images, 1 if quick else 3,
+    record = bench(f"glow_3_levels_{side}x{side}x1", glow, images, 1 if quick else 3,
                    rounds=1 if quick else 2)
     record.update(glow_config, fits_4_gib=bool(
         max(record.get("train_step_peak_bytes_xla", 0), record["max_rss_bytes"]) < 4 * 2 ** 30))
