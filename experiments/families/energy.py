@@ -16,21 +16,28 @@ from flax import nnx
 from experiments.registry import ModelData, register
 from jaxgen.energy import BernoulliRBM, FullyVisibleBM
 from jaxgen.energy.ais import base_rate_logits
-from jaxgen.energy.objectives import (BinaryLogZ, ContrastiveDivergence, LangevinReplay,
-                                      PersistentContrastiveDivergence, noise_box)
+from jaxgen.energy.objectives import (ESTIMATORS, BinaryLogZ, ContrastiveDivergence,
+                                      DenoisingScoreMatching, LangevinReplay, NeuralLogZ,
+                                      NoiseContrastiveEstimation,
+                                      PersistentContrastiveDivergence, PersistentTempering,
+                                      SlicedScoreMatching, noise_box)
 
 
 def contrastive_objective(mc, settings=None):
-    """CD-k (``loss="cd"``) or PCD-k (``"pcd"``) with ``cd_steps``, couplings-only weight
-    decay and ``log Z`` by enumeration or AIS (``log_z``, ``ais_*``).
+    """CD-k (``loss="cd"``), PCD-k (``"pcd"``) or, for RBMs, PCD with parallel-tempered
+    persistent chains (``"pt"``: ``num_chains`` ladders of ``pt_num_rungs`` rungs down to
+    ``pt_min_beta``, ``cd_steps`` PT steps per update), with couplings-only weight decay and
+    ``log Z`` by enumeration or AIS (``log_z``, ``ais_*``).
 
     Raises:
-      ValueError: naming the config key: an unknown loss or log_z method, or
-        ``persist_hidden`` without PCD.
+      ValueError: naming the config key: an unknown loss or log_z method, ``pt`` for a
+        model without a tempered kernel, or ``persist_hidden`` without PCD.
     """
     del settings
-    if mc.loss not in ("cd", "pcd"):
-        raise ValueError(f"config.model.loss must be 'cd' or 'pcd', got {mc.loss!r}")
+    losses = ("cd", "pcd", "pt") if "pt_num_rungs" in mc else ("cd", "pcd")
+    if mc.loss not in losses:
+        raise ValueError(f"config.model.loss must be one of {losses} for "
+                         f"{mc.get('name', 'this model')}, got {mc.loss!r}")
     persist_hidden = bool(mc.get("persist_hidden", False))
     if persist_hidden and mc.loss != "pcd":
         raise ValueError("config.model.persist_hidden=True needs config.model.loss='pcd', got "
@@ -42,6 +49,13 @@ def contrastive_objective(mc, settings=None):
         raise ValueError(f"config.model.log_z: {err}") from None
     if mc.loss == "cd":
         return ContrastiveDivergence(int(mc.cd_steps), float(mc.weight_decay), log_z)
+    if mc.loss == "pt":
+        try:
+            return PersistentTempering(int(mc.cd_steps), int(mc.num_chains),
+                                       int(mc.pt_num_rungs), float(mc.pt_min_beta),
+                                       float(mc.weight_decay), log_z)
+        except ValueError as err:
+            raise ValueError(f"config.model (loss='pt'): {err}") from None
     return PersistentContrastiveDivergence(int(mc.cd_steps), int(mc.num_chains),
                                            float(mc.weight_decay), persist_hidden, log_z)
 
@@ -52,7 +66,8 @@ _CONTRASTIVE = dict(loss="pcd", cd_steps=1, num_chains=100, log_z="auto", ais_nu
 
 
 @register("rbm", data_kind="binary", objective_fn=contrastive_objective, num_hidden=500,
-          init_scale=0.01, sample_steps=1000, persist_hidden=False, **_CONTRASTIVE)
+          init_scale=0.01, sample_steps=1000, persist_hidden=False, pt_num_rungs=10,
+          pt_min_beta=0.1, **_CONTRASTIVE)
 def _rbm(model_config, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
     """Bernoulli RBM trained by CD-k/PCD; log Z exact (small) or by AIS."""
     model = BernoulliRBM(data.event_shape, int(model_config.num_hidden), rngs=rngs,
@@ -75,24 +90,48 @@ def _fvbm(model_config, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
 
 
 # ------------------------------------------------------------------------------------------
-# Neural energies: short-run Langevin from a replay buffer.
+# Neural energies: short-run Langevin from a replay buffer (default), or score matching or
+# NCE (`config.model.estimator`).
 
 _NEURAL = dict(langevin_steps=30, step_size=0.005, noise_scale=0.1, grad_clip=0.0,
                reinit_prob=0.05, energy_reg=0.1, buffer_size=10000, noise_margin=0.1,
                sample_steps=200, log_z="auto", grid_size=400, log_z_tol=1e-4,
                log_z_max_doublings=12, log_z_tail_samples=65536, ais_num_temps=1000,
-               ais_num_runs=100, ais_schedule="sigmoid", ais_step_size=0.001)
+               ais_num_runs=100, ais_schedule="sigmoid", ais_step_size=0.001,
+               estimator="langevin", dsm_noise_std=0.1, ssm_projections=1,
+               nce_noise_ratio=1.0, nce_noise_scale=1.0)
 _OBJECTIVE_FIELDS = ("langevin_steps", "reinit_prob", "energy_reg", "grad_clip", "buffer_size",
                      "noise_margin", "log_z", "grid_size", "log_z_tol", "log_z_max_doublings",
                      "log_z_tail_samples", "ais_num_temps", "ais_num_runs",
                      "ais_schedule", "ais_step_size")
 
 
-def langevin_objective(mc, settings=None) -> LangevinReplay:
-    """`LangevinReplay` from the ``config.model`` fields of the same names."""
+_LOG_Z_FIELDS = ("grid_size", "log_z_tol", "log_z_max_doublings", "log_z_tail_samples",
+                 "ais_num_temps", "ais_num_runs", "ais_schedule", "ais_step_size")
+
+
+def langevin_objective(mc, settings=None):
+    """The objective ``config.model.estimator`` names: ``langevin`` (`LangevinReplay`
+    from the fields of the same names), ``dsm`` (denoising score matching, noise
+    ``dsm_noise_std``), ``ssm`` (sliced score matching, ``ssm_projections``) or ``nce``
+    (noise-contrastive estimation against a Gaussian fitted to the data, widened by
+    ``nce_noise_scale``, ``nce_noise_ratio`` noise draws per example). All compute ``log Z``
+    the same way after training (``log_z`` and the quadrature/AIS fields)."""
     del settings
+    estimator = mc.get("estimator", "langevin")
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"config.model.estimator must be one of {ESTIMATORS}, got "
+                         f"{estimator!r}")
     try:
-        return LangevinReplay(**{name: mc[name] for name in _OBJECTIVE_FIELDS})
+        if estimator == "langevin":
+            return LangevinReplay(**{name: mc[name] for name in _OBJECTIVE_FIELDS})
+        log_z = NeuralLogZ(mc.log_z, **{name: mc[name] for name in _LOG_Z_FIELDS})
+        if estimator == "dsm":
+            return DenoisingScoreMatching(float(mc.dsm_noise_std), log_z)
+        if estimator == "ssm":
+            return SlicedScoreMatching(int(mc.ssm_projections), log_z)
+        return NoiseContrastiveEstimation(float(mc.nce_noise_ratio), float(mc.nce_noise_scale),
+                                          log_z)
     except ValueError as err:
         raise ValueError(f"config.model: {err}") from None
 

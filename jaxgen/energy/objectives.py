@@ -31,7 +31,10 @@ from flax import nnx
 
 from jaxgen.energy.ais import (base_rate_logits, fvbm_ais, geometric_path_ais, rbm_ais,
                                temperature_schedule)
-from jaxgen.energy.losses import cd_loss, langevin_replay_loss, pcd_init, pcd_loss
+from jaxgen.energy.estimators import (GaussianNoise, dsm_loss, learned_log_z, nce_loss,
+                                      ssm_loss)
+from jaxgen.energy.losses import (_contrastive, cd_loss, coupling_l2, langevin_replay_loss,
+                                  pcd_init, pcd_loss)
 from jaxgen.energy.quadrature import log_partition_2d
 from jaxgen.energy.replay_buffer import init_replay_buffer
 from jaxgen.mcmc.run import jit
@@ -171,6 +174,65 @@ def grid_log_partition(model, low, high, grid_size: int) -> float:
     return float(jax.nn.logsumexp(-energies)) + math.log(cell)
 
 
+@dataclasses.dataclass(frozen=True)
+class NeuralLogZ:
+    """How a continuous energy's ``log Z`` is computed before evaluation: in closed form
+    when the model has ``exact_log_partition`` (`jaxgen.energy.gaussian_energy`); on 2D
+    data by quadrature over the plane (``method`` auto/quadrature/grid;
+    `jaxgen.energy.quadrature.log_partition_2d`); else by AIS from a Gaussian fitted to
+    the data with MALA transitions. Fields as in `LangevinReplay`."""
+
+    method: str = "auto"
+    grid_size: int = 400
+    log_z_tol: float = 1e-4
+    log_z_max_doublings: int = 12
+    log_z_tail_samples: int = 2 ** 16
+    ais_num_temps: int = 1000
+    ais_num_runs: int = 100
+    ais_schedule: str = "sigmoid"
+    ais_step_size: float = 0.001
+
+    def __post_init__(self):
+        if self.method not in ("auto", "quadrature", "grid", "ais"):
+            raise ValueError(f"log_z for neural energies must be auto, quadrature or ais, "
+                             f"got {self.method!r}")
+        if int(self.grid_size) < 8 or int(self.grid_size) % 8:
+            raise ValueError(f"grid_size must be a positive multiple of 8, got "
+                             f"{self.grid_size}")
+
+    def __call__(self, model, data, key) -> tuple[nnx.Module, dict]:
+        from jaxgen.mcmc.mala import mala
+
+        t0 = time.perf_counter()
+        if hasattr(model, "exact_log_partition"):
+            log_z = float(_on_model(lambda m: m.exact_log_partition(), model))
+            return _with_log_z(model, log_z), _log_z_results("exact", log_z,
+                                                             time.perf_counter() - t0)
+        train = np.asarray(data.train, np.float32).reshape(len(data.train), -1)
+        shape = tuple(np.shape(data.train)[1:])
+        if shape == (2,) and self.method in ("auto", "quadrature", "grid"):
+            graphdef, state = nnx.split(model)
+            estimate = log_partition_2d(
+                lambda x: nnx.merge(graphdef, state).energy(x), train, key,
+                grid_size=int(self.grid_size), tol=float(self.log_z_tol),
+                max_doublings=int(self.log_z_max_doublings),
+                num_tail_samples=int(self.log_z_tail_samples))
+            out = dict(estimate.results(), log_z_wall_s=time.perf_counter() - t0)
+            return _with_log_z(model, estimate.log_z), out
+        betas = temperature_schedule(int(self.ais_num_temps), self.ais_schedule)
+        mean, std = train.mean(0), train.std(0) + 0.05
+
+        def run(mdl, k):
+            energy = lambda x: mdl.energy(x.reshape(1, *shape))[0]
+            return geometric_path_ais(k, energy, mean, std,
+                                      lambda f: mala(f, float(self.ais_step_size)), betas,
+                                      int(self.ais_num_runs))
+
+        result = _on_model(run, model, key)
+        return _with_log_z(model, result.log_z), _log_z_results(
+            "ais", result.log_z, time.perf_counter() - t0, result)
+
+
 class LangevinReplay(Objective):
     """Neural energies: short-run Langevin negatives from a replay buffer
     (`jaxgen.energy.losses.langevin_replay_loss`). ``init`` fills the buffer with uniform
@@ -211,6 +273,10 @@ class LangevinReplay(Objective):
         self.ais_schedule, self.ais_step_size = ais_schedule, float(ais_step_size)
         self._loss = langevin_replay_loss(self.langevin_steps, self.reinit_prob,
                                           self.energy_reg, self.grad_clip or None)
+        self._log_z = NeuralLogZ(log_z, self.grid_size, self.log_z_tol,
+                                 self.log_z_max_doublings, self.log_z_tail_samples,
+                                 self.ais_num_temps, self.ais_num_runs, self.ais_schedule,
+                                 self.ais_step_size)
 
     def init(self, model, train_data, key):
         lo, hi = noise_box(train_data, self.noise_margin)
@@ -225,33 +291,152 @@ class LangevinReplay(Objective):
         return loss, extra, metrics
 
     def finalize(self, model, data, key):
-        from jaxgen.mcmc.mala import mala
-
-        t0 = time.perf_counter()
-        train = np.asarray(data.train, np.float32).reshape(len(data.train), -1)
-        shape = tuple(np.shape(data.train)[1:])
-        if shape == (2,) and self.log_z in ("auto", "quadrature", "grid"):
-            graphdef, state = nnx.split(model)
-            estimate = log_partition_2d(
-                lambda x: nnx.merge(graphdef, state).energy(x), train, key,
-                grid_size=self.grid_size, tol=self.log_z_tol,
-                max_doublings=self.log_z_max_doublings,
-                num_tail_samples=self.log_z_tail_samples)
-            out = dict(estimate.results(), log_z_wall_s=time.perf_counter() - t0)
-            return _with_log_z(model, estimate.log_z), out
-        betas = temperature_schedule(self.ais_num_temps, self.ais_schedule)
-        mean, std = train.mean(0), train.std(0) + 0.05
-
-        def run(mdl, k):
-            energy = lambda x: mdl.energy(x.reshape(1, *shape))[0]
-            return geometric_path_ais(k, energy, mean, std,
-                                      lambda f: mala(f, self.ais_step_size), betas,
-                                      self.ais_num_runs)
-
-        result = _on_model(run, model, key)
-        return _with_log_z(model, result.log_z), _log_z_results(
-            "ais", result.log_z, time.perf_counter() - t0, result)
+        return self._log_z(model, data, key)
 
 
-__all__ = ["BinaryLogZ", "ContrastiveDivergence", "EXACT_MAX_BITS", "LangevinReplay",
-           "PersistentContrastiveDivergence", "grid_log_partition", "noise_box"]
+class PersistentTempering(Objective):
+    """PCD whose negative phase is parallel tempering: ``num_chains`` persistent ladders of
+    ``num_rungs`` tempered RBMs (`jaxgen.mcmc.tempering.parallel_tempering` over
+    `jaxgen.energy.rbm.BernoulliRBM.tempering`, geometric ladder from 1 to ``min_beta``,
+    tempered towards the data's base rates: the hottest rung is nearly the factorized
+    base-rate distribution, which mixes at once). Each optimizer step makes ``num_steps`` PT
+    steps (one block Gibbs sweep per rung, then even-odd swaps) under the current parameters;
+    the cold rungs are the negatives. Metrics add the mean swap acceptance and the lowest
+    rung's (``swap_acceptance_min``) and the round trips so far.
+
+    Raises:
+      ValueError: ``num_chains < 1``, ``num_rungs < 2`` or ``min_beta`` not in (0, 1).
+    """
+
+    def __init__(self, num_steps: int = 1, num_chains: int = 100, num_rungs: int = 10,
+                 min_beta: float = 0.1, weight_decay: float = 0.0,
+                 log_z: BinaryLogZ = BinaryLogZ()):
+        from jaxgen.mcmc.tempering import geometric_ladder
+
+        if int(num_chains) < 1 or int(num_steps) < 1:
+            raise ValueError(f"PT needs num_chains >= 1 and num_steps >= 1, got {num_chains}, "
+                             f"{num_steps}")
+        self.betas = geometric_ladder(num_rungs, min_beta)
+        self.num_steps, self.num_chains = int(num_steps), int(num_chains)
+        self.num_rungs, self.min_beta = int(num_rungs), float(min_beta)
+        self.weight_decay, self.log_z = float(weight_decay), log_z
+
+    def __repr__(self) -> str:
+        return (f"PersistentTempering(num_steps={self.num_steps}, num_chains={self.num_chains}, "
+                f"num_rungs={self.num_rungs}, min_beta={self.min_beta}, "
+                f"weight_decay={self.weight_decay}, log_z={self.log_z!r})")
+
+    def init(self, model, train_data, key):
+        from jaxgen.mcmc.tempering import parallel_tempering
+
+        if not hasattr(model, "tempering"):
+            raise ValueError(f"PT training needs a BernoulliRBM, got {type(model).__name__}")
+        base = jnp.asarray(base_rate_logits(train_data), jnp.float32)
+        chains = pcd_init(key, train_data, self.num_chains * self.num_rungs)["chains"]
+        chains = chains.reshape(self.num_chains, self.num_rungs, *chains.shape[1:])
+        pt = parallel_tempering(*model.tempering(base), self.betas)
+        return {"pt": jax.vmap(pt.init)(chains.astype(jnp.int32)), "base_logits": base}
+
+    def loss(self, model, batch, key, extra):
+        from jaxgen.mcmc.run import run_kernel
+        from jaxgen.mcmc.tempering import parallel_tempering
+
+        pt = parallel_tempering(*model.tempering(extra["base_logits"]), self.betas)
+        keys = jax.random.split(key, self.num_chains)
+        state, info = jax.vmap(lambda k, s: run_kernel(k, pt, s, self.num_steps))(
+            keys, extra["pt"])
+        state = jax.lax.stop_gradient(state)
+        negative = state.position[:, 0].astype(jnp.asarray(batch).dtype)
+        loss, metrics, _ = _contrastive(model, batch, negative)
+        loss = loss + coupling_l2(model, self.weight_decay)
+        attempted = jnp.sum(info.swap_attempted, axis=(0, 1))
+        rate = jnp.sum(info.swap_accepted, axis=(0, 1)) / jnp.maximum(attempted, 1)
+        metrics.update(swap_acceptance=jnp.mean(rate), swap_acceptance_min=jnp.min(rate),
+                       round_trips=jnp.sum(state.round_trips).astype(jnp.float32))
+        return loss, dict(extra, pt=state), metrics
+
+    def finalize(self, model, data, key):
+        return self.log_z(model, np.asarray(data.train), key)
+
+
+class _ContinuousEstimator(Objective):
+    """Shared: ``finalize`` computes ``log Z`` with `NeuralLogZ`."""
+
+    def __init__(self, log_z: NeuralLogZ):
+        self.log_z = log_z
+
+    def finalize(self, model, data, key):
+        return self.log_z(model, data, key)
+
+
+class DenoisingScoreMatching(_ContinuousEstimator):
+    """``1/2 E||sigma s(x + sigma eps) + eps||^2`` (`jaxgen.energy.estimators.dsm_loss`):
+    no sampling in training; ``finalize`` computes ``log Z`` (`NeuralLogZ`)."""
+
+    def __init__(self, noise_std: float = 0.1, log_z: NeuralLogZ = NeuralLogZ()):
+        if not float(noise_std) > 0:
+            raise ValueError(f"dsm_noise_std must be > 0, got {noise_std}")
+        super().__init__(log_z)
+        self.noise_std = float(noise_std)
+
+    def loss(self, model, batch, key, extra):
+        loss, metrics = dsm_loss(model, batch, key, self.noise_std)
+        return loss, extra, metrics
+
+
+class SlicedScoreMatching(_ContinuousEstimator):
+    """``E[v^T (grad s) v + 1/2 ||s||^2]`` with ``num_projections`` Gaussian ``v``
+    (`jaxgen.energy.estimators.ssm_loss`); ``finalize`` computes ``log Z``."""
+
+    def __init__(self, num_projections: int = 1, log_z: NeuralLogZ = NeuralLogZ()):
+        if int(num_projections) < 1:
+            raise ValueError(f"ssm_projections must be >= 1, got {num_projections}")
+        super().__init__(log_z)
+        self.num_projections = int(num_projections)
+
+    def loss(self, model, batch, key, extra):
+        loss, metrics = ssm_loss(model, batch, key, self.num_projections)
+        return loss, extra, metrics
+
+
+class NoiseContrastiveEstimation(_ContinuousEstimator):
+    """NCE against a Gaussian fitted to the training data, its covariance widened by
+    ``noise_scale^2`` (`jaxgen.energy.estimators.nce_loss`, ``noise_ratio`` noise draws per
+    example). ``init`` fits the noise (``extra = {"noise_mean", "noise_scale_tril"}``);
+    ``finalize`` computes ``log Z`` independently (`NeuralLogZ`) and reports NCE's own
+    normalizer ``nce_learned_log_z`` (``c``; 0 when the energy's bias carries it, in which
+    case ``log_z`` itself is NCE's normalization error) next to it."""
+
+    def __init__(self, noise_ratio: float = 1.0, noise_scale: float = 1.0,
+                 log_z: NeuralLogZ = NeuralLogZ()):
+        if not float(noise_ratio) > 0 or not float(noise_scale) > 0:
+            raise ValueError(f"nce_noise_ratio and nce_noise_scale must be > 0, got "
+                             f"{noise_ratio}, {noise_scale}")
+        super().__init__(log_z)
+        self.noise_ratio, self.noise_scale = float(noise_ratio), float(noise_scale)
+
+    def init(self, model, train_data, key):
+        del model, key
+        noise = GaussianNoise.fit(train_data, self.noise_scale)
+        return {"noise_mean": noise.mean, "noise_scale_tril": noise.scale_tril}
+
+    def loss(self, model, batch, key, extra):
+        noise = GaussianNoise(extra["noise_mean"], extra["noise_scale_tril"])
+        loss, metrics = nce_loss(model, batch, key, noise, self.noise_ratio)
+        return loss, extra, metrics
+
+    def finalize(self, model, data, key):
+        new, results = self.log_z(model, data, key)
+        learned = float(_on_model(learned_log_z, model))
+        results.update(nce_learned_log_z=learned,
+                       nce_log_z_gap=float(results["log_z"]) - learned)
+        return new, results
+
+
+ESTIMATORS = ("langevin", "dsm", "ssm", "nce")
+
+
+__all__ = ["BinaryLogZ", "ContrastiveDivergence", "DenoisingScoreMatching", "ESTIMATORS",
+           "EXACT_MAX_BITS", "LangevinReplay", "NeuralLogZ", "NoiseContrastiveEstimation",
+           "PersistentContrastiveDivergence", "PersistentTempering", "SlicedScoreMatching",
+           "grid_log_partition", "noise_box"]

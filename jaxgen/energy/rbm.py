@@ -215,6 +215,49 @@ class BernoulliRBM(_RBM):
         return logsumexp_over_states(lambda v: -self.free_energy_flat(v), self.num_visible,
                                      chunk_size)
 
+    # -- tempering -------------------------------------------------------------------------
+    def tempered_log_marginal(self, v_flat: Array, beta: Array, base_logits=None) -> Array:
+        """``log pi_beta(v)`` up to a constant in ``beta``, for the tempered joint
+        ``pi_beta(v, h) ∝ exp(-beta E(v, h) + (1 - beta) a^T v)`` (``a`` = ``base_logits``
+        ``[V]``, 0 by default: at ``beta = 0`` the visibles are independent
+        ``Bernoulli(sigmoid(a))``, the data's base rates when ``a`` is their log-odds)::
+
+            log pi_beta(v) = (beta b + (1 - beta) a)^T v + sum_j softplus(beta (c + v^T W)_j)
+
+        ``[B, V] -> [B]``; at ``beta = 1`` this is ``-F(v)``."""
+        visible = beta * self.visible_bias[...]
+        if base_logits is not None:
+            visible = visible + (1.0 - beta) * jnp.asarray(base_logits, jnp.float32)
+        hidden = beta * (v_flat @ self.weights[...] + self.hidden_bias[...])
+        return v_flat @ visible + jnp.sum(jax.nn.softplus(hidden), axis=-1)
+
+    def tempered_gibbs_kernel(self, beta: Array, base_logits=None) -> SamplingAlgorithm:
+        """Block Gibbs for ONE chain (positions ``[*event_shape]`` int32) leaving
+        ``pi_beta`` of `tempered_log_marginal` invariant:
+        ``p(h_j = 1 | v) = sigmoid(beta (c + v^T W)_j)``,
+        ``p(v_i = 1 | h) = sigmoid(beta (b + W h)_i + (1 - beta) a_i)``."""
+        w = self.weights[...]
+        base = 0.0 if base_logits is None else jnp.asarray(base_logits, jnp.float32)
+
+        def sample_hidden(key, v):
+            logits = beta * (self.flatten(v[None])[0] @ w + self.hidden_bias[...])
+            return rng.bernoulli_from_probs(key, jax.nn.sigmoid(logits))
+
+        def sample_visible(key, h):
+            logits = beta * (w @ h + self.visible_bias[...]) + (1.0 - beta) * base
+            v = rng.bernoulli_from_probs(key, jax.nn.sigmoid(logits))
+            return v.reshape(self.event_shape).astype(jnp.int32)
+
+        return block_gibbs(sample_hidden, sample_visible)
+
+    def tempering(self, base_logits=None):
+        """``(kernel_fn, tempered_logdensity_fn)`` for
+        `jaxgen.mcmc.tempering.parallel_tempering` (one chain, positions
+        ``[*event_shape]``)."""
+        return (lambda beta: self.tempered_gibbs_kernel(beta, base_logits),
+                lambda v, beta: self.tempered_log_marginal(
+                    self.flatten(v[None]), beta, base_logits)[0])
+
 
 class GaussianBernoulliRBM(_RBM):
     """Gaussian-Bernoulli RBM on real vectors.
