@@ -58,7 +58,11 @@ def test_unrolled_and_rolled_give_the_same_outputs_and_gradients(reverse):
             x, layers)
 
     unrolled, rolled = value_and_grads(True), value_and_grads(False)
-    chex.assert_trees_all_close(unrolled, rolled, **TOL)
+    # per leaf, float32 rounding of its largest entry: the kernel gradients reach ~1e2,
+    # so an entry near 1 may differ by ~3e-5 when XLA orders the sums differently
+    for a, b in zip(jax.tree.leaves(unrolled), jax.tree.leaves(rolled)):
+        scale = float(jnp.max(jnp.abs(b)))
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6 * max(scale, 1.0))
     # the reference is the plain lax.scan, and the two switches give the two programs
     (h, total), per_layer = jax.lax.scan(_conv_layer, (x, jnp.float32(0.0)), layers,
                                          reverse=reverse)

@@ -63,10 +63,10 @@ def _logged_steps(workdir: str) -> int:
 # be interrupted mid-run (the signal goes out once the first metrics are logged).
 INTERRUPTED = {
     "realnvp_vector_digits": dict(
-        **{"model.num_couplings": 2, "model.hidden_features": 16, "train.num_steps": 2000,
+        **{"model.num_couplings": 2, "model.hidden_features": 16, "train.num_steps": 1000,
            "train.log_every": 50, "train.eval_every": 1000, "train.patience": 0}),
     "made_digits": dict(
-        **{"model.hidden_sizes": "(32,)", "train.num_steps": 2000, "train.log_every": 50,
+        **{"model.hidden_sizes": "(32,)", "train.num_steps": 1000, "train.log_every": 50,
            "train.eval_every": 1000}),
 }
 

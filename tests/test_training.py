@@ -71,7 +71,8 @@ def test_four_devices_match_one_device(tmp_path):
     for n in (1, 4):
         out = str(tmp_path / f"p{n}.npz")
         proc = _run_script(code.format(n=n, out=out),
-                           {"XLA_FLAGS": f"--xla_force_host_platform_device_count={n}"})
+                           {"XLA_FLAGS": os.environ.get("XLA_FLAGS", "")
+                            + f" --xla_force_host_platform_device_count={n}"})
         assert proc.returncode == 0, proc.stderr[-3000:]
         outs.append(np.load(out))
     for name in outs[0].files:

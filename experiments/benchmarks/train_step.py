@@ -61,7 +61,7 @@ CONFIG_GROUPS = {"baselines": DEFAULT_CONFIGS, "ar_binarized_mnist": AR_BINARIZE
 # holds as an argument has the size of a real run's).
 RANDOM_SPLITS = {"train": 50_000, "valid": 10_000, "test": 10_000}
 
-_QUICK = flags.DEFINE_bool("quick", False, "Short timing window (smoke test).")
+_QUICK = flags.DEFINE_bool("quick", False, "Smoke test: a 0.1 s timing window, no warm-up calls.")
 _CONFIGS = flags.DEFINE_list(
     "configs", list(DEFAULT_CONFIGS),
     f"Config names to benchmark, or group names: {sorted(CONFIG_GROUPS)}.")
@@ -233,6 +233,7 @@ def main(argv):
     for name in expand_config_names(_CONFIGS.value):
         record = benchmark_train_step(name, steps_per_call=_STEPS_PER_CALL.value,
                                       min_time_s=min_time_s, data=_DATA.value,
+                                      warmup_calls=0 if _QUICK.value else 2,
                                       random_shape=random_shape,
                                       random_levels=_RANDOM_LEVELS.value)
         print(json.dumps(record), flush=True)
