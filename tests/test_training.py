@@ -57,26 +57,50 @@ def test_kill_and_resume_gives_identical_params(tmp_path):
     assert max(s for s, _ in steps) == 60
 
 
-def test_four_devices_match_one_device(tmp_path):
+def test_fsdp_on_four_devices_resumes_on_two_and_one_to_the_one_device_run(tmp_path):
+    """Data parallel over 4 devices with sharded parameters and optimizer state
+    (``sharding="fsdp"``) takes the steps one device takes, and its checkpoint (orbax's
+    global arrays) resumes on 2 devices (replicated) and on 1 (fsdp over one device) to the
+    parameters of a straight 1-device run."""
+    import shutil
     code = """
-        import numpy as np, jax
+        import json, numpy as np, jax
         from flax import nnx
+        from jax.sharding import PartitionSpec as P
         from tests import training_fixtures as fx
         assert jax.device_count() == {n}, jax.devices()
-        res = fx.run(None, num_steps=30, eval_every=10)
+        seen = {{}}
+        def note(step, state):  # the sharding the step runs with
+            specs = [leaf.sharding.spec for leaf in jax.tree.leaves(state.params)]
+            seen["sharded"] = sum(spec != P() for spec in specs)
+        res = fx.run_wide({workdir!r}, num_steps={steps}, eval_every=10, checkpoint_every=10,
+                          sharding={mode!r}, callback=note)
         flat = jax.tree.leaves(jax.tree.map(np.asarray, nnx.state(res.model, nnx.Param)))
         np.savez({out!r}, *flat)
+        print(json.dumps(dict(seen, steps=res.train_steps)))
     """
-    outs = []
-    for n in (1, 4):
-        out = str(tmp_path / f"p{n}.npz")
-        proc = _run_script(code.format(n=n, out=out),
+
+    def run(n, mode, workdir, steps):
+        out = str(tmp_path / f"{os.path.basename(workdir)}-{n}.npz")
+        proc = _run_script(code.format(n=n, mode=mode, workdir=workdir, steps=steps, out=out),
                            {"XLA_FLAGS": os.environ.get("XLA_FLAGS", "")
                             + f" --xla_force_host_platform_device_count={n}"})
         assert proc.returncode == 0, proc.stderr[-3000:]
-        outs.append(np.load(out))
-    for name in outs[0].files:
-        np.testing.assert_allclose(outs[0][name], outs[1][name], atol=1e-5, rtol=1e-5)
+        return json.loads(proc.stdout.strip().splitlines()[-1]), np.load(out)
+
+    four, on_two, on_one = (str(tmp_path / name) for name in ("four", "two", "one"))
+    info, _ = run(4, "fsdp", four, 20)
+    # the 64x64 kernel and its two Adam moments... are sharded: the params' kernel here
+    assert info == {"sharded": 1, "steps": 20}, info
+    shutil.copytree(four, on_two)
+    shutil.copytree(four, on_one)
+    resumed_two, params_two = run(2, "replicated", on_two, 40)
+    resumed_one, params_one = run(1, "fsdp", on_one, 40)
+    assert resumed_two["sharded"] == 0 and resumed_two["steps"] == resumed_one["steps"] == 40
+    _, straight = run(1, "replicated", str(tmp_path / "straight"), 40)
+    for name in straight.files:
+        np.testing.assert_allclose(params_two[name], straight[name], atol=1e-5, rtol=1e-5)
+        np.testing.assert_allclose(params_one[name], straight[name], atol=1e-5, rtol=1e-5)
 
 
 class _NaNAfter(nnx.Module):
