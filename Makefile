@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(PY) -m experiments.demo --workdir runs/demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n auto tests   # one worker per core (pytest-xdist): compilation is single-threaded
+	$(PY) -m pytest -q -n auto --durations=15 tests   # one worker per core (pytest-xdist): compilation is single-threaded
 
 bench: $(STAMP)
 	$(PY) -m experiments.benchmarks.sampling

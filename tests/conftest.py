@@ -37,3 +37,19 @@ if ("PYTEST_XDIST_WORKER" not in os.environ
 def pytest_unconfigure(config):
     if _OWNED is not None:
         shutil.rmtree(_OWNED, ignore_errors=True)
+
+
+# Scheduling only: the modules whose tests run for tens of seconds each (subprocess runs of
+# `experiments.main`, notebooks, benchmarks, training to a quality bound) go first, so that
+# the xdist workers end on short tests instead of one worker finishing a long one alone.
+_LONG_FIRST = ("test_notebooks", "test_benchmarks", "test_run_life", "test_distributed",
+               "test_flows_2d", "test_experiments", "test_energy_training", "test_training",
+               "test_pipeline")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        name = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        return _LONG_FIRST.index(name) if name in _LONG_FIRST else len(_LONG_FIRST)
+
+    items.sort(key=rank)  # stable: file order within each rank

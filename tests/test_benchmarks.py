@@ -39,21 +39,23 @@ def test_train_step_benchmark_random_data_autoregressive():
     """--data=random runs a binarized-MNIST config without its data file; memory is reported."""
     # in a subprocess: the module defines absl flags, which clash with other modules' flags
     # of the same name (experiments.demo's --configs) in a shared test process
-    check = ("from experiments.benchmarks.train_step import CONFIG_GROUPS, expand_config_names;"
+    check = ("from experiments.benchmarks.train_step import CONFIG_GROUPS, expand_config_names,"
+             " resolve_steps_per_call as r;"
              "import json; print(json.dumps([len(CONFIG_GROUPS['ar_binarized_mnist']),"
-             " expand_config_names(['ar_binarized_mnist', 'x'])]))")
+             " expand_config_names(['ar_binarized_mnist', 'x']), r(0, 100), r(3, 100)]))")
     proc = subprocess.run([sys.executable, "-c", check], cwd=REPO, capture_output=True,
                           text=True, timeout=120,
                           env=dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu"))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    num_ar, expanded = json.loads(proc.stdout.strip().splitlines()[-1])
+    num_ar, expanded, configured, requested = json.loads(proc.stdout.strip().splitlines()[-1])
     assert num_ar == 7 and len(expanded) == 8 and expanded[-1] == "x"
+    assert (configured, requested) == (100, 3)  # 0 takes the config's train.steps_per_call
     records = _run_module("experiments.benchmarks.train_step", "--quick", "--data=random",
-                          "--configs=made_binarized_mnist", "--steps_per_call=0")
+                          "--configs=made_binarized_mnist", "--steps_per_call=2")
     (r,) = records
     assert r["dataset"] == "random" and r["data"] == "random"
     assert r["event_shape"] == [28, 28, 1] and r["batch_size"] == 100
-    assert r["steps_per_call"] == 100  # 0: the config's train.steps_per_call
+    assert r["steps_per_call"] == 2  # the flag, not the config's 100
     assert r["steps_per_s"] > 0 and r["peak_bytes_xla"] > 50_000 * 784  # the train set
     assert r["max_rss_bytes"] > 0 and "peak_bytes_in_use" in r
 

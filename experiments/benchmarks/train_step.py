@@ -133,6 +133,14 @@ def memory_record(compiled) -> dict:
     return out
 
 
+def resolve_steps_per_call(requested: int, configured: int) -> int:
+    """The steps per timed call: ``requested``, or the config's ``configured`` for 0."""
+    steps = configured if requested == 0 else requested
+    if steps < 1:
+        raise ValueError(f"steps_per_call must be >= 1 (or 0: the config's), got {requested}")
+    return steps
+
+
 def benchmark_train_step(name: str, *, steps_per_call: int = 1, min_time_s: float = 2.0,
                          warmup_calls: int = 2, data: str = "config",
                          random_shape=(28, 28, 1), random_levels: int = 2) -> dict:
@@ -154,10 +162,7 @@ def benchmark_train_step(name: str, *, steps_per_call: int = 1, min_time_s: floa
     else:
         raise ValueError(f"data must be 'config' or 'random', got {data!r}")
     settings = exp.settings.train
-    if steps_per_call == 0:
-        steps_per_call = int(settings.steps_per_call)
-    if steps_per_call < 1:
-        raise ValueError(f"steps_per_call must be >= 1 (or 0: the config's), got {steps_per_call}")
+    steps_per_call = resolve_steps_per_call(steps_per_call, int(settings.steps_per_call))
     batch_size = int(settings.batch_size)
     ema_decay = float(settings.ema_decay)
     mesh = shd.make_mesh()
