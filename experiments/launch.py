@@ -8,7 +8,8 @@ its environment; `jaxgen.training.sharding.initialize_distributed` joins them in
 devices. ``--devices_per_process=K`` gives each CPU process K devices
 (``--xla_force_host_platform_device_count``).
 
-Exit code: 0 if every process exits 0, else the first non-zero code in process order. When
+Exit code: 0 if every process exits 0, else the code of the first process seen to fail
+(before the launcher stops the others; several at once: the lowest process index). When
 one process fails the others cannot finish (they wait in collectives), so they get SIGTERM
 (a run checkpoints and stops on it), then SIGKILL after ``--grace_s``. SIGINT/SIGTERM sent
 to the launcher go to every process, so Ctrl-C stops and checkpoints the whole run.
@@ -70,10 +71,11 @@ def launch(args: list[str], *, num_processes: int, module: str = "experiments.ma
 
     old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        failed_at = None
+        failed_at, first_failure = None, None
         while any(p.poll() is None for p in procs):
-            if failed_at is None and any(p.poll() not in (None, 0) for p in procs):
-                failed_at = time.monotonic()
+            failing = [p.returncode for p in procs if p.poll() not in (None, 0)]
+            if failed_at is None and failing:
+                failed_at, first_failure = time.monotonic(), failing[0]
                 for p in procs:
                     if p.poll() is None:
                         p.terminate()
@@ -90,8 +92,9 @@ def launch(args: list[str], *, num_processes: int, module: str = "experiments.ma
     if bad:
         print(f"experiments.launch: exit codes of the {num_processes} processes: {codes}",
               file=sys.stderr)
+    # the failure that ended the run, not the SIGTERM the launcher then sent the others;
     # a signal's negative returncode becomes the shell's 128 + signum
-    code = bad[0] if bad else 0
+    code = first_failure if first_failure is not None else (bad[0] if bad else 0)
     return 128 - code if code < 0 else code
 
 

@@ -129,10 +129,15 @@ def _repeat_couplings():
     return lambda: flows.Repeat(make, 3, rngs=nnx.Rngs(0)), x, _flow_loss
 
 
+def _distribution_loss(model, x):  # log_prob (normalizing scans), sample (the inverse ones)
+    _, log_prob = model.sample_and_log_prob(jax.random.key(0), 2)
+    return jnp.mean(model.log_prob(x)) + jnp.mean(log_prob)
+
+
 def _glow():  # Repeat over ActNorm -> 1x1 conv (LU) -> coupling, in two levels
     x = np.random.default_rng(1).standard_normal((2, 4, 4, 2)).astype(np.float32)
     return (lambda: flows.Glow((4, 4, 2), num_scales=2, num_steps=2, hidden_channels=4,
-                               rngs=nnx.Rngs(0)), x, _flow_loss)
+                               rngs=nnx.Rngs(0)), x, _distribution_loss)
 
 
 # every user of layer_scan: PixelCNN's and Gated PixelCNN's conv stacks, flows.Repeat (in
@@ -151,11 +156,12 @@ def test_models_agree_unrolled_and_rolled(name):
     def value_and_grad(mode):  # a fresh jit, traced under the switch
         with layer_scan_mode(mode):
             lowered = jax.jit(jax.value_and_grad(loss)).lower(params)
-        return lowered.compile()(params), "while" in lowered.as_text()
+        return lowered.compile()(params), lowered.as_text().count("stablehlo.while")
 
-    unrolled, unrolled_has_loop = value_and_grad("unrolled")
-    rolled, rolled_has_loop = value_and_grad("rolled")
-    assert rolled_has_loop and not unrolled_has_loop
+    # the stacks' loops are gone when unrolled (Glow's sampler keeps loops of its own)
+    unrolled, unrolled_loops = value_and_grad("unrolled")
+    rolled, rolled_loops = value_and_grad("rolled")
+    assert rolled_loops > unrolled_loops, (rolled_loops, unrolled_loops)
     assert np.isfinite(unrolled[0]) and all(
         float(jnp.max(jnp.abs(g))) > 0 for g in jax.tree.leaves(unrolled[1]))
     for a, b in zip(jax.tree.leaves(unrolled), jax.tree.leaves(rolled)):
@@ -191,7 +197,7 @@ def test_rolled_glow_program_does_not_grow_with_depth():
         graphdef, params, rest = nnx.split(nnx.eval_shape(lambda: flows.Glow(
             (4, 4, 2), num_scales=2, num_steps=num_steps, hidden_channels=4,
             rngs=nnx.Rngs(0))), nnx.Param, ...)
-        loss = lambda p, r: _flow_loss(nnx.merge(graphdef, p, r), x)
+        loss = lambda p, r: _distribution_loss(nnx.merge(graphdef, p, r), x)
         with layer_scan_mode(mode):
             return len(jax.jit(jax.grad(loss)).lower(params, rest).as_text())
 

@@ -116,7 +116,8 @@ class WideFlow(TinyFlow):
         return jnp.sum(-0.5 * z**2 - self.log_std[...] - 0.5 * jnp.log(2 * jnp.pi), -1)
 
 
-def run_wide(workdir, **train):
+def run_wide(workdir, callback=None, **train):
     from jaxgen.training import train as train_fn
     model = WideFlow(2, rngs=nnx.Rngs(0))
-    return train_fn(model, tiny_data(), tiny_settings(**train), workdir, objective=NoisyNLL())
+    return train_fn(model, tiny_data(), tiny_settings(**train), workdir, objective=NoisyNLL(),
+                    callback=callback)

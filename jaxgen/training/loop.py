@@ -349,6 +349,8 @@ class _Loop:
                     if saved and self.ckpt is not None:
                         self.ckpt.wait()  # the callback may end the process
                     self.callback(step, self.state)
+                if jax.process_count() == 1:  # a signal sent during the callback counts now
+                    requested = guard.requested
                 if requested is not None:  # a signal arrived: checkpoint and stop
                     if not saved:
                         self.checkpoint(step)

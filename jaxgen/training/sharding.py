@@ -160,7 +160,7 @@ def _fsdp_spec(shape, num_shards: int) -> P:
 
 
 def param_shardings(tree, mesh: Mesh, mode: str = "replicated"):
-    """A pytree of ``NamedSharding``\ s for the arrays of ``tree`` (parameters, or optimizer
+    """A pytree of ``NamedSharding`` objects for the arrays of ``tree`` (parameters, or optimizer
     state shaped like them): all replicated, or (``"fsdp"``) each leaf sharded along one
     axis over the mesh (`_fsdp_spec`)."""
     if mode not in SHARDINGS:
