@@ -37,15 +37,16 @@ def test_train_step_benchmark_quick():
 
 
 def test_train_step_benchmark_compiles_both_layer_stack_programs():
-    """--compile_only with both layer-stack programs and bfloat16: one record each, with
+    """--compile_only with both layer-stack programs and an override: one record each, with
     compile seconds and XLA's memory estimate and no throughput."""
     records = _run_module("experiments.benchmarks.train_step", "--compile_only",
                           "--configs=pixelcnn_digits", "--layer_scan=rolled,unrolled",
-                          "--compute_dtype=bfloat16")
+                          "--compute_dtype=float32", "--set=model.num_layers=2")
     assert [(r["layer_scan"], r["unrolled"]) for r in records] == [("rolled", False),
                                                                   ("unrolled", True)]
     for r in records:
-        assert r["compute_dtype"] == "bfloat16" and r["steps_per_s"] is None
+        assert r["compute_dtype"] == "float32" and r["steps_per_s"] is None
+        assert r["overrides"] == ["model.num_layers=2"]
         assert r["lower_s"] > 0 and r["xla_compile_s"] > 0 and r["peak_bytes_xla"] > 0
 
 

@@ -46,7 +46,8 @@ from absl import app, flags
 
 from experiments.configs import common
 from experiments.build import build_experiment
-from experiments.config_io import load_config
+from experiments.config_io import (expected_type, find_unknown_key, load_config,
+                                   parse_value, set_value)
 from jaxgen.nn.layer_scan import layer_scan_mode, unroll_layers
 from jaxgen.training import count_params
 from jaxgen.training import sharding as shd
@@ -86,6 +87,8 @@ _LAYER_SCAN = flags.DEFINE_list(
     "backend's), 'rolled' (lax.scan loops, the GPU/TPU program), 'unrolled' (the CPU one).")
 _COMPUTE_DTYPES = flags.DEFINE_list(
     "compute_dtype", ["float32"], "train.compute_dtype values to benchmark, each a record.")
+_SET = flags.DEFINE_multi_string(
+    "set", [], "Config overrides applied to every config, e.g. --set=model.num_steps=8.")
 _COMPILE_ONLY = flags.DEFINE_bool(
     "compile_only", False, "Lower and compile the step, report its times and memory, run "
     "nothing (paper-size configs on a CPU).")
@@ -159,7 +162,7 @@ def benchmark_train_step(name: str, *, steps_per_call: int = 1, min_time_s: floa
                          warmup_calls: int = 2, data: str = "config",
                          random_shape=(28, 28, 1), random_levels: int = 2,
                          layer_scan: str = "auto", compute_dtype: str = "float32",
-                         compile_only: bool = False) -> dict:
+                         compile_only: bool = False, overrides=()) -> dict:
     """Times the jitted train step of config ``name``; returns one JSON-able record.
 
     Args:
@@ -172,8 +175,15 @@ def benchmark_train_step(name: str, *, steps_per_call: int = 1, min_time_s: floa
       layer_scan: the layer-stack program traced (`jaxgen.nn.layer_scan.layer_scan_mode`).
       compute_dtype: the step's ``compute_dtype`` (mixed precision for bfloat16/float16).
       compile_only: stop after compiling (no step is run; throughput fields are None).
+      overrides: ``"key=value"`` strings (``model.num_steps=8``), as the CLI's
+        ``--config.key=value``.
     """
     config = load_config(name)
+    for item in overrides:
+        dotted, sep, text = item.partition("=")
+        if not sep or find_unknown_key(config, dotted) is not None:
+            raise ValueError(f"--set {item!r}: expected an existing key=value")
+        set_value(config, dotted, parse_value(dotted, text, expected_type(config, dotted)))
     if data == "config":
         exp = build_experiment(config)
     elif data == "random":
@@ -215,7 +225,7 @@ def benchmark_train_step(name: str, *, steps_per_call: int = 1, min_time_s: floa
         "data": data, "event_shape": list(exp.dataset.event_shape), "batch_size": batch_size,
         "steps_per_call": steps_per_call, "num_params": count_params(exp.model),
         "layer_scan": layer_scan, "unrolled": _unrolled(layer_scan),
-        "compute_dtype": compute_dtype, "lower_s": lower_s, "xla_compile_s": xla_compile_s,
+        "compute_dtype": compute_dtype, "overrides": list(overrides), "lower_s": lower_s, "xla_compile_s": xla_compile_s,
         "device_kind": device.device_kind, "device_count": jax.device_count(),
         "platform": device.platform,
     }
@@ -268,7 +278,7 @@ def main(argv):
                     data=_DATA.value, warmup_calls=0 if _QUICK.value else 2,
                     random_shape=random_shape, random_levels=_RANDOM_LEVELS.value,
                     layer_scan=layer_scan, compute_dtype=compute_dtype,
-                    compile_only=_COMPILE_ONLY.value)
+                    compile_only=_COMPILE_ONLY.value, overrides=tuple(_SET.value))
                 print(json.dumps(record), flush=True)
 
 

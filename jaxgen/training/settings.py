@@ -36,8 +36,8 @@ class TrainSettings:
         or ``"fsdp"`` (each is sharded over the devices along one axis,
         `jaxgen.training.sharding.state_shardings`); the same step and results either way,
         and checkpoints restore under either, on any device count.
-      compute_dtype: ``"float32"``, or ``"bfloat16"`` / ``"float16"`` for mixed precision
-        (the loss computed in that dtype; parameters and optimizer state stay float32).
+      compute_dtype: ``"float32"`` only for now (mixed precision is refused until the
+        models compute in the low dtype, docs/SCALING.md).
       optim: the optimizer.
 
     Raises:
@@ -93,6 +93,12 @@ class TrainSettings:
         if self.compute_dtype not in COMPUTE_DTYPES:
             raise ValueError(f"train.compute_dtype must be one of {list(COMPUTE_DTYPES)}, got "
                              f"{self.compute_dtype!r}")
+        if self.compute_dtype != "float32":
+            # The step casts parameters and batch (`make_train_step`), but float32 arrays
+            # inside the models (masks, encodings, constants) promote the matmuls and
+            # convolutions back to float32: refused rather than silently not applied.
+            raise ValueError(f"train.compute_dtype={self.compute_dtype!r} is not supported "
+                             "yet: the models promote it back to float32 (docs/SCALING.md)")
         if not isinstance(self.optim, OptimSettings):
             raise TypeError(f"train.optim must be an OptimSettings, got "
                             f"{type(self.optim).__name__}")
