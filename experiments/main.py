@@ -35,13 +35,20 @@ from experiments.workdir import WorkdirError
 from jaxgen.data.dataset import DataFileError
 from jaxgen.training import TrainingInterrupted
 from jaxgen.training.checkpoint import CheckpointError
-from jaxgen.training.sharding import maybe_initialize_distributed
+from jaxgen.training.sharding import initialize_distributed
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to a config file, e.g. experiments/configs/NAME.py.",
     lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory of the run.")
 flags.mark_flags_as_required(["config", "workdir"])
+# One process of a multi-process run (`jax.distributed`); default: the environment's
+# JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID (what experiments.launch
+# sets), or a cluster jax.distributed detects when JAXGEN_DISTRIBUTED=1 (docs/SCALING.md).
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0's coordinator (multi-process runs).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the run.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0-based.")
 
 _OVERRIDE = re.compile(r"^--?config\.([\w.]+)")
 _OVERRIDE_VALUE = re.compile(r"^--?config\.([\w.]+)=(.*)$", re.DOTALL)
@@ -246,7 +253,10 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     quiet_library_logs()
-    maybe_initialize_distributed()  # multi-host launches: before any device is touched
+    try:  # multi-process runs join before any device is touched
+        initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    except ValueError as err:
+        sys.exit(f"error: {err}")
     try:
         run_experiment(_CONFIG.value, _WORKDIR.value)
     except (ConfigError, WorkdirError, DataFileError, CheckpointError) as err:

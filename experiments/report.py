@@ -111,9 +111,12 @@ def evaluate(exp: Experiment, model: nnx.Module) -> dict:
     return out
 
 
-def report(exp: Experiment, result: TrainResult, workdir: str) -> dict:
+def report(exp: Experiment, result: TrainResult, workdir: str, *,
+           write_files: bool = True) -> dict:
     """Evaluates the trained model, times and plots samples; returns the results record
-    (without ``run_wall_s``, ``environment`` and ``config``, which `assemble` adds)."""
+    (without ``run_wall_s``, ``environment`` and ``config``, which `assemble` adds).
+    ``write_files=False`` (processes other than 0 of a multi-process run) skips the plots;
+    the evaluation, which every process takes part in, runs either way."""
     settings, model = exp.settings, result.model
     t_eval = time.perf_counter()
     nlls = evaluate(exp, model)
@@ -121,7 +124,7 @@ def report(exp: Experiment, result: TrainResult, workdir: str) -> dict:
     samples, sample_compile_s, sample_time_s = time_sampling(
         model, jax.random.fold_in(jax.random.key(settings.seed), _SAMPLE_KEY),
         settings.sampler.num_samples, settings.sampler.timing_repeats)
-    files = write_plots(exp, model, samples, workdir)
+    files = write_plots(exp, model, samples, workdir) if write_files else {}
     pre = exp.preprocessing
     results = {
         "model": settings.model_name,

@@ -36,6 +36,7 @@ from experiments.build import build_experiment
 from experiments.report import assemble, report
 from experiments.workdir import archive_results, check_workdir, write_json
 from jaxgen.training import train
+from jaxgen.training.sharding import is_main_process
 
 
 def quiet_library_logs() -> None:
@@ -71,13 +72,18 @@ def run_experiment(config, workdir: str, *, callback: Callable | None = None) ->
         logging.info("%s already holds results of this config; returning them", workdir)
         return status.results
     exp = build_experiment(settings)
+    main_process = is_main_process()  # of a multi-process run, only process 0 writes files
     os.makedirs(workdir, exist_ok=True)
-    write_json(os.path.join(workdir, "config.json"), settings.config)
+    if main_process:
+        write_json(os.path.join(workdir, "config.json"), settings.config)
     logging.info("training %s on %s in %s", settings.model_name, exp.dataset, workdir)
     result = train(exp.model, exp.dataset, settings.train, workdir, objective=exp.objective,
                    preprocessing=exp.preprocessing, run_id=schema.run_id(settings.config),
                    callback=callback)
-    results = assemble(report(exp, result, workdir), settings, time.perf_counter() - t_start)
+    results = assemble(report(exp, result, workdir, write_files=main_process), settings,
+                       time.perf_counter() - t_start)
+    if not main_process:
+        return results
     archive_results(workdir)
     write_json(os.path.join(workdir, "results.json"), results)
     logging.info("%s on %s: test NLL %.3f nats, %.4f bits/dim -> %s", results["model"],

@@ -33,6 +33,21 @@ def test_train_step_benchmark_quick():
         assert r["compile_s"] > 0 and math.isfinite(r["steps_per_s"]) and r["steps_per_s"] > 0
         assert r["examples_per_s"] == pytest.approx(r["steps_per_s"] * r["batch_size"])
     assert records[0]["num_params"] == 64 * 17 and records[1]["num_params"] == 4
+    assert all(r["layer_scan"] == "auto" and r["compute_dtype"] == "float32" for r in records)
+
+
+def test_train_step_benchmark_compiles_both_layer_stack_programs():
+    """--compile_only with both layer-stack programs and an override: one record each, with
+    compile seconds and XLA's memory estimate and no throughput."""
+    records = _run_module("experiments.benchmarks.train_step", "--compile_only",
+                          "--configs=pixelcnn_digits", "--layer_scan=rolled,unrolled",
+                          "--compute_dtype=float32", "--set=model.num_layers=2")
+    assert [(r["layer_scan"], r["unrolled"]) for r in records] == [("rolled", False),
+                                                                  ("unrolled", True)]
+    for r in records:
+        assert r["compute_dtype"] == "float32" and r["steps_per_s"] is None
+        assert r["overrides"] == ["model.num_layers=2"]
+        assert r["lower_s"] > 0 and r["xla_compile_s"] > 0 and r["peak_bytes_xla"] > 0
 
 
 def test_train_step_benchmark_random_data_autoregressive():

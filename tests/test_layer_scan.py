@@ -12,7 +12,7 @@ from jaxgen.autoregressive.gated_pixelcnn import GatedPixelCNN
 from jaxgen.autoregressive.pixelcnn import PixelCNN
 from jaxgen.flows.coupling_utils import conditioner_features
 from jaxgen.nn import layer_scan as layer_scan_module
-from jaxgen.nn.layer_scan import layer_scan, unroll_layers
+from jaxgen.nn.layer_scan import layer_scan, layer_scan_mode, unroll_layers
 from jaxgen.nn.mlp import MLP
 
 # Unrolling changes the program's loop structure, not its arithmetic: agreement to float32
@@ -129,28 +129,79 @@ def _repeat_couplings():
     return lambda: flows.Repeat(make, 3, rngs=nnx.Rngs(0)), x, _flow_loss
 
 
-# every user of layer_scan: PixelCNN's and Gated PixelCNN's conv stacks, flows.Repeat
+def _distribution_loss(model, x):  # log_prob (normalizing scans), sample (the inverse ones)
+    _, log_prob = model.sample_and_log_prob(jax.random.key(0), 2)
+    return jnp.mean(model.log_prob(x)) + jnp.mean(log_prob)
+
+
+def _glow():  # Repeat over ActNorm -> 1x1 conv (LU) -> coupling, in two levels
+    x = np.random.default_rng(1).standard_normal((2, 4, 4, 2)).astype(np.float32)
+    return (lambda: flows.Glow((4, 4, 2), num_scales=2, num_steps=2, hidden_channels=4,
+                               rngs=nnx.Rngs(0)), x, _distribution_loss)
+
+
+# every user of layer_scan: PixelCNN's and Gated PixelCNN's conv stacks, flows.Repeat (in
+# Glow's levels and RealNVP's scan_couplings)
 MODELS = {"pixelcnn": _pixelcnn, "gated_pixelcnn": _gated_pixelcnn,
-          "repeat/couplings": _repeat_couplings}
+          "repeat/couplings": _repeat_couplings, "glow": _glow}
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_models_agree_unrolled_and_rolled(name, monkeypatch):
+def test_models_agree_unrolled_and_rolled(name):
+    """The GPU/TPU program (rolled, forced on CPU with `layer_scan_mode`) and the CPU one."""
     make, x, loss_fn = MODELS[name]()
     graphdef, params, rest = _random_model(make, seed=3)
     loss = lambda params: loss_fn(nnx.merge(graphdef, params, rest), x)
 
-    def value_and_grad():  # a fresh jit, traced under the current switch
-        lowered = jax.jit(jax.value_and_grad(loss)).lower(params)
-        return lowered.compile()(params), "while" in lowered.as_text()
+    def value_and_grad(mode):  # a fresh jit, traced under the switch
+        with layer_scan_mode(mode):
+            lowered = jax.jit(jax.value_and_grad(loss)).lower(params)
+        return lowered.compile()(params), lowered.as_text().count("stablehlo.while")
 
-    unrolled_by_default = unroll_layers()
-    default, default_has_loop = value_and_grad()
-    # the other path (the loop on CPU, unrolled elsewhere)
-    monkeypatch.setattr(layer_scan_module, "unroll_layers", lambda: not unrolled_by_default)
-    other, other_has_loop = value_and_grad()
-    assert default_has_loop == (not unrolled_by_default)
-    assert other_has_loop == unrolled_by_default
-    assert np.isfinite(default[0]) and all(
-        float(jnp.max(jnp.abs(g))) > 0 for g in jax.tree.leaves(default[1]))
-    chex.assert_trees_all_close(default, other, **TOL)
+    # the stacks' loops are gone when unrolled (Glow's sampler keeps loops of its own)
+    unrolled, unrolled_loops = value_and_grad("unrolled")
+    rolled, rolled_loops = value_and_grad("rolled")
+    assert rolled_loops > unrolled_loops, (rolled_loops, unrolled_loops)
+    assert np.isfinite(unrolled[0]) and all(
+        float(jnp.max(jnp.abs(g))) > 0 for g in jax.tree.leaves(unrolled[1]))
+    for a, b in zip(jax.tree.leaves(unrolled), jax.tree.leaves(rolled)):
+        scale = float(jnp.max(jnp.abs(b)))  # float32 rounding of the leaf's largest entry
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6 * max(scale, 1.0))
+
+
+def test_switch_modes_environment_and_bad_values(monkeypatch):
+    cpu = jax.default_backend() == "cpu"
+    monkeypatch.delenv(layer_scan_module.ENV_VAR, raising=False)
+    assert unroll_layers() == cpu
+    monkeypatch.setenv(layer_scan_module.ENV_VAR, "rolled")
+    assert not unroll_layers()
+    with layer_scan_mode("unrolled"):  # the context wins over the environment
+        assert unroll_layers()
+        with layer_scan_mode("auto"):
+            assert unroll_layers() == cpu
+    assert not unroll_layers()
+    monkeypatch.setenv(layer_scan_module.ENV_VAR, "loop")
+    with pytest.raises(ValueError, match="JAXGEN_LAYER_SCAN must be one of"):
+        unroll_layers()
+    with pytest.raises(ValueError, match="layer_scan_mode must be one of"):
+        with layer_scan_mode("roll"):
+            pass
+
+
+def test_rolled_glow_program_does_not_grow_with_depth():
+    """The compile-time claim in program size: rolled, Glow's HLO is one traced step per
+    level whatever K (K = 8 and K = 32 within 2% of each other), unrolled it is K copies."""
+    x = jnp.zeros((2, 4, 4, 2), jnp.float32)
+
+    def hlo_size(num_steps, mode):
+        graphdef, params, rest = nnx.split(nnx.eval_shape(lambda: flows.Glow(
+            (4, 4, 2), num_scales=2, num_steps=num_steps, hidden_channels=4,
+            rngs=nnx.Rngs(0))), nnx.Param, ...)
+        loss = lambda p, r: _distribution_loss(nnx.merge(graphdef, p, r), x)
+        with layer_scan_mode(mode):
+            return len(jax.jit(jax.grad(loss)).lower(params, rest).as_text())
+
+    rolled = hlo_size(8, "rolled"), hlo_size(32, "rolled")
+    unrolled = hlo_size(8, "unrolled"), hlo_size(32, "unrolled")
+    assert rolled[1] <= 1.02 * rolled[0], rolled
+    assert unrolled[1] >= 3 * unrolled[0], unrolled

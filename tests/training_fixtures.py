@@ -97,3 +97,27 @@ def signal_at(step_to_signal: int, signum: int = signal.SIGINT):
         if step == step_to_signal:
             os.kill(os.getpid(), signum)
     return callback
+
+
+class WideFlow(TinyFlow):
+    """`TinyFlow` with a 64-wide hidden layer pair, so that one kernel (64 x 64 = 4096
+    entries) is large enough for ``train.sharding="fsdp"`` to shard."""
+
+    def __init__(self, dim: int = 2, *, rngs: nnx.Rngs):
+        super().__init__(dim, rngs=rngs)
+        self.hidden = nnx.Linear(1, 64, rngs=rngs)
+        self.mid = nnx.Linear(64, 64, rngs=rngs)
+        self.out = nnx.Linear(64, dim - 1, kernel_init=nnx.initializers.zeros, rngs=rngs)
+
+    def log_prob(self, x):  # [B, D] -> [B]
+        h = jnp.tanh(self.mid(jnp.tanh(self.hidden(x[:, :1]))))
+        shift = jnp.concatenate([jnp.zeros_like(x[:, :1]), self.out(h)], -1)
+        z = (x - self.mean[...] - shift) * jnp.exp(-self.log_std[...])
+        return jnp.sum(-0.5 * z**2 - self.log_std[...] - 0.5 * jnp.log(2 * jnp.pi), -1)
+
+
+def run_wide(workdir, callback=None, **train):
+    from jaxgen.training import train as train_fn
+    model = WideFlow(2, rngs=nnx.Rngs(0))
+    return train_fn(model, tiny_data(), tiny_settings(**train), workdir, objective=NoisyNLL(),
+                    callback=callback)

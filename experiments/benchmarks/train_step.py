@@ -7,10 +7,15 @@ For each config (``experiments/configs/<name>.py``) it builds the data and model
 run does (`experiments.build.build_experiment`), jit-compiles the loop's train step
 (`jaxgen.training.steps.make_train_step`, parameters replicated and the batch sharded over
 all devices, state donated), times the first call (``compile_s``: lowering, compilation and
-one step), warms up, then times a window of back-to-back calls ended by
+one step; ``lower_s`` and ``xla_compile_s`` are its first two parts), warms up, then times a window of back-to-back calls ended by
 ``block_until_ready``. Any config name works, so later model families benchmark by passing
 theirs; ``--configs`` also takes group names (`CONFIG_GROUPS`): ``baselines`` (the default)
 and ``ar_binarized_mnist`` (every autoregressive model at its binarized-MNIST config).
+
+``--layer_scan=rolled,unrolled`` benchmarks both layer-stack programs (`jaxgen.nn.layer_scan`:
+the GPU/TPU loop and the CPU unrolled copies) and ``--compute_dtype=float32,bfloat16`` both
+precisions, one record each; ``--compile_only`` stops after compiling (paper-size configs on a
+CPU, for compile seconds and XLA's memory estimate).
 
 ``--data=random`` replaces the config's data by uniform random levels (``--random_levels``,
 default 2) of shape ``--random_shape`` (default 28,28,1) with binarized MNIST's split sizes
@@ -18,7 +23,7 @@ default 2) of shape ``--random_shape`` (default 28,28,1) with binarized MNIST's 
 batch size and optimizer are the config's. Throughput does not depend on the pixel values.
 
 Output keys: config, model, dataset, data, event_shape, batch_size, steps_per_call,
-num_params, compile_s, steps_per_s, examples_per_s, timed_steps, timed_s, peak_bytes_xla
+num_params, layer_scan, unrolled, compute_dtype, lower_s, xla_compile_s, compile_s, steps_per_s, examples_per_s, timed_steps, timed_s, peak_bytes_xla
 (XLA's memory analysis of the compiled step: its peak, i.e. arguments + outputs - donated
 aliases + temporaries; the whole train set is an argument), temp_bytes_xla,
 peak_bytes_in_use (the device allocator's peak where it reports one, e.g. GPU; else null),
@@ -41,7 +46,9 @@ from absl import app, flags
 
 from experiments.configs import common
 from experiments.build import build_experiment
-from experiments.config_io import load_config
+from experiments.config_io import (expected_type, find_unknown_key, load_config,
+                                   parse_value, set_value)
+from jaxgen.nn.layer_scan import layer_scan_mode, unroll_layers
 from jaxgen.training import count_params
 from jaxgen.training import sharding as shd
 from jaxgen.training.optim import make_optimizer
@@ -75,6 +82,16 @@ _DATA = flags.DEFINE_enum(
 _RANDOM_SHAPE = flags.DEFINE_list("random_shape", ["28", "28", "1"],
                                   "Event shape of --data=random.")
 _RANDOM_LEVELS = flags.DEFINE_integer("random_levels", 2, "Levels of --data=random.")
+_LAYER_SCAN = flags.DEFINE_list(
+    "layer_scan", ["auto"], "Layer-stack programs to benchmark, each a record: 'auto' (the "
+    "backend's), 'rolled' (lax.scan loops, the GPU/TPU program), 'unrolled' (the CPU one).")
+_COMPUTE_DTYPES = flags.DEFINE_list(
+    "compute_dtype", ["float32"], "train.compute_dtype values to benchmark, each a record.")
+_SET = flags.DEFINE_multi_string(
+    "set", [], "Config overrides applied to every config, e.g. --set=model.num_steps=8.")
+_COMPILE_ONLY = flags.DEFINE_bool(
+    "compile_only", False, "Lower and compile the step, report its times and memory, run "
+    "nothing (paper-size configs on a CPU).")
 
 
 def expand_config_names(names) -> list[str]:
@@ -143,7 +160,9 @@ def resolve_steps_per_call(requested: int, configured: int) -> int:
 
 def benchmark_train_step(name: str, *, steps_per_call: int = 1, min_time_s: float = 2.0,
                          warmup_calls: int = 2, data: str = "config",
-                         random_shape=(28, 28, 1), random_levels: int = 2) -> dict:
+                         random_shape=(28, 28, 1), random_levels: int = 2,
+                         layer_scan: str = "auto", compute_dtype: str = "float32",
+                         compile_only: bool = False, overrides=()) -> dict:
     """Times the jitted train step of config ``name``; returns one JSON-able record.
 
     Args:
@@ -153,8 +172,18 @@ def benchmark_train_step(name: str, *, steps_per_call: int = 1, min_time_s: floa
       warmup_calls: untimed calls after the first (compiling) one.
       data: ``"config"`` (the config's data) or ``"random"`` (`build_random_experiment`).
       random_shape, random_levels: event shape and levels of ``data="random"``.
+      layer_scan: the layer-stack program traced (`jaxgen.nn.layer_scan.layer_scan_mode`).
+      compute_dtype: the step's ``compute_dtype`` (mixed precision for bfloat16/float16).
+      compile_only: stop after compiling (no step is run; throughput fields are None).
+      overrides: ``"key=value"`` strings (``model.num_steps=8``), as the CLI's
+        ``--config.key=value``.
     """
     config = load_config(name)
+    for item in overrides:
+        dotted, sep, text = item.partition("=")
+        if not sep or find_unknown_key(config, dotted) is not None:
+            raise ValueError(f"--set {item!r}: expected an existing key=value")
+        set_value(config, dotted, parse_value(dotted, text, expected_type(config, dotted)))
     if data == "config":
         exp = build_experiment(config)
     elif data == "random":
@@ -179,12 +208,30 @@ def benchmark_train_step(name: str, *, steps_per_call: int = 1, min_time_s: floa
         make_train_step(graphdef, optimizer, exp.objective, batch_size=batch_size,
                         preprocess_fn=exp.preprocessing if exp.preprocessing.active else None,
                         ema_decay=ema_decay,
-                        batch_sharding=shd.batch_sharded(mesh), steps_per_call=steps_per_call),
+                        batch_sharding=shd.batch_sharded(mesh), steps_per_call=steps_per_call,
+                        compute_dtype=compute_dtype),
         donate_argnums=0)
     shuffle_key, step_key = jax.random.fold_in(base_key, 1), jax.random.fold_in(base_key, 2)
 
     t0 = time.perf_counter()
-    step_fn = step_fn.lower(state, train_data, shuffle_key, step_key).compile()
+    with layer_scan_mode(layer_scan):
+        lowered = step_fn.lower(state, train_data, shuffle_key, step_key)
+    lower_s = time.perf_counter() - t0
+    step_fn = lowered.compile()
+    xla_compile_s = time.perf_counter() - t0 - lower_s
+    device = jax.devices()[0]
+    record = {
+        "config": name, "model": config.model.name, "dataset": exp.dataset.name,
+        "data": data, "event_shape": list(exp.dataset.event_shape), "batch_size": batch_size,
+        "steps_per_call": steps_per_call, "num_params": count_params(exp.model),
+        "layer_scan": layer_scan, "unrolled": _unrolled(layer_scan),
+        "compute_dtype": compute_dtype, "overrides": list(overrides), "lower_s": lower_s, "xla_compile_s": xla_compile_s,
+        "device_kind": device.device_kind, "device_count": jax.device_count(),
+        "platform": device.platform,
+    }
+    if compile_only:
+        return {**record, "compile_s": None, "steps_per_s": None, "examples_per_s": None,
+                "timed_steps": 0, "timed_s": 0.0, **memory_record(step_fn)}
     state, _ = step_fn(state, train_data, shuffle_key, step_key)
     jax.block_until_ready(state)
     compile_s = time.perf_counter() - t0
@@ -208,26 +255,14 @@ def benchmark_train_step(name: str, *, steps_per_call: int = 1, min_time_s: floa
         chunk = max(1, min(2 * chunk, math.ceil(remaining)))
     timed_steps = num_calls * steps_per_call
     steps_per_s = timed_steps / timed_s
-    device = jax.devices()[0]
-    return {
-        "config": name,
-        "model": config.model.name,
-        "dataset": exp.dataset.name,
-        "data": data,
-        "event_shape": list(exp.dataset.event_shape),
-        "batch_size": batch_size,
-        "steps_per_call": steps_per_call,
-        "num_params": count_params(exp.model),
-        "compile_s": compile_s,
-        "steps_per_s": steps_per_s,
-        "examples_per_s": steps_per_s * batch_size,
-        "timed_steps": timed_steps,
-        "timed_s": timed_s,
-        **memory_record(step_fn),
-        "device_kind": device.device_kind,
-        "device_count": jax.device_count(),
-        "platform": device.platform,
-    }
+    return {**record, "compile_s": compile_s, "steps_per_s": steps_per_s,
+            "examples_per_s": steps_per_s * batch_size, "timed_steps": timed_steps,
+            "timed_s": timed_s, **memory_record(step_fn)}
+
+
+def _unrolled(mode: str) -> bool:
+    with layer_scan_mode(mode):
+        return unroll_layers()
 
 
 def main(argv):
@@ -236,12 +271,15 @@ def main(argv):
     min_time_s = 0.1 if _QUICK.value else _MIN_TIME_S.value
     random_shape = tuple(int(s) for s in _RANDOM_SHAPE.value)
     for name in expand_config_names(_CONFIGS.value):
-        record = benchmark_train_step(name, steps_per_call=_STEPS_PER_CALL.value,
-                                      min_time_s=min_time_s, data=_DATA.value,
-                                      warmup_calls=0 if _QUICK.value else 2,
-                                      random_shape=random_shape,
-                                      random_levels=_RANDOM_LEVELS.value)
-        print(json.dumps(record), flush=True)
+        for layer_scan in _LAYER_SCAN.value:
+            for compute_dtype in _COMPUTE_DTYPES.value:
+                record = benchmark_train_step(
+                    name, steps_per_call=_STEPS_PER_CALL.value, min_time_s=min_time_s,
+                    data=_DATA.value, warmup_calls=0 if _QUICK.value else 2,
+                    random_shape=random_shape, random_levels=_RANDOM_LEVELS.value,
+                    layer_scan=layer_scan, compute_dtype=compute_dtype,
+                    compile_only=_COMPILE_ONLY.value, overrides=tuple(_SET.value))
+                print(json.dumps(record), flush=True)
 
 
 if __name__ == "__main__":

@@ -230,27 +230,39 @@ class Checkpointer:
         self._manager.close()
 
 
+def _barrier(name: str) -> None:
+    """Every process of a multi-process run reaches this point (no-op with one process)."""
+    if jax.process_count() > 1:
+        ocp.multihost.sync_global_processes(name)
+
+
 def save_tree(directory: str, tree: Any) -> None:
     """Writes a pytree of arrays (e.g. a finalized model's ``nnx.State``) to ``directory``
-    (synchronously; an existing one is replaced only once the new one is complete)."""
+    (synchronously; an existing one is replaced only once the new one is complete).
+
+    In a multi-process run every process calls it with the same (global) arrays; orbax
+    writes each process's shards, and process 0 alone moves the directories."""
+    import shutil
     directory = os.path.abspath(directory)
-    tmp = directory + ".tmp"
-    if os.path.exists(tmp):
-        import shutil
+    tmp, old = directory + ".tmp", directory + ".old"
+    main = jax.process_index() == 0
+    if main and os.path.exists(tmp):
         shutil.rmtree(tmp)
+    _barrier("jaxgen_save_tree_start")
     with ocp.StandardCheckpointer() as checkpointer:
         checkpointer.save(tmp, tree)
         checkpointer.wait_until_finished()
-    if os.path.exists(directory):
-        import shutil
-        old = directory + ".old"
-        if os.path.exists(old):
+    _barrier("jaxgen_save_tree_written")
+    if main:
+        if os.path.exists(directory):
+            if os.path.exists(old):
+                shutil.rmtree(old)
+            os.replace(directory, old)
+            os.replace(tmp, directory)
             shutil.rmtree(old)
-        os.replace(directory, old)
-        os.replace(tmp, directory)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, directory)
+        else:
+            os.replace(tmp, directory)
+    _barrier("jaxgen_save_tree_done")
 
 
 def restore_tree(directory: str, like: Any) -> Any:

@@ -50,10 +50,20 @@ def evaluate_nll(model: nnx.Module, data, *, batch_size: int = 1000, preprocessi
                          shd.make_mesh() if mesh is None else mesh)
 
 
+@functools.partial(jax.jit, static_argnums=1)
+def _sums(lp, valid: int):
+    """``(sum of lp[:valid], number of NaNs in lp[:valid])``, replicated scalars."""
+    mask = jnp.arange(lp.shape[0]) < valid
+    return (jnp.sum(jnp.where(mask, lp, 0.0).astype(jnp.float32)),
+            jnp.sum(mask & jnp.isnan(lp)))
+
+
 def evaluate_with(log_prob_fn: Callable, params, model_state, data: np.ndarray,
-                  batch_size: int, key, mesh) -> float:
+                  batch_size: int, key, mesh, *, placed: bool = False) -> float:
     """`evaluate_nll` with a compiled ``log_prob_fn(params, model_state, batch, key)``
-    (``data``: a batch pytree of numpy arrays)."""
+    (``data``: a batch pytree of numpy arrays; ``placed``: the parameters, model state
+    and key are already on ``mesh``, as in the training loop, else they are replicated
+    onto it)."""
     n = num_examples(data)
     if n == 0:
         raise ValueError("cannot evaluate on an empty split")
@@ -61,6 +71,8 @@ def evaluate_with(log_prob_fn: Callable, params, model_state, data: np.ndarray,
     batch_size = min(batch_size, -(-n // n_dev) * n_dev)
     batch_size = -(-batch_size // n_dev) * n_dev
     sharding = shd.batch_sharded(mesh)
+    if not placed:
+        params, model_state, key = shd.put((params, model_state, key), shd.replicated(mesh))
     total, num_bad = 0.0, 0
 
     def pad_to(leaf, valid):  # pad with copies of the first example, masked out below
@@ -71,10 +83,11 @@ def evaluate_with(log_prob_fn: Callable, params, model_state, data: np.ndarray,
     for i, start in enumerate(range(0, n, batch_size)):
         valid = min(batch_size, n - start)
         chunk = jax.tree.map(lambda leaf: pad_to(leaf[start:start + batch_size], valid), data)
-        lp = log_prob_fn(params, model_state, jax.device_put(chunk, sharding),
-                         jax.random.fold_in(key, i))[:valid]
-        total += float(jnp.sum(lp))
-        num_bad += int(jnp.sum(jnp.isnan(lp)))
+        lp = log_prob_fn(params, model_state, shd.put(chunk, sharding),
+                         jax.random.fold_in(key, i))
+        chunk_total, chunk_bad = _sums(lp, valid)
+        total += float(chunk_total)
+        num_bad += int(chunk_bad)
     if num_bad:
         raise ValueError(f"log_prob is NaN on {num_bad} of {n} examples "
                          "(NaN/inf in the data or in the model's parameters)")

@@ -92,7 +92,7 @@ class _Book:
 
 
 def _to_host(tree):
-    return jax.tree.map(np.asarray, jax.device_get(tree))
+    return shd.to_host(tree)
 
 
 def _stderr_is_terminal() -> bool:
@@ -271,7 +271,7 @@ class _Loop:
         """Validation NLL; keeps the best parameters on the host; counts patience."""
         nll = evaluate_with(self.log_prob_fn, self._eval_params(), self.state.model_state,
                             self.valid_data, int(self.s.eval_batch_size), self.eval_key,
-                            self.mesh)
+                            self.mesh, placed=True)
         book = self.book
         if nll < book.best_valid_nll:
             book.best_valid_nll, book.best_step, book.evals_since_best = nll, step, 0
@@ -333,8 +333,15 @@ class _Loop:
                 self.book.train_wall_s += time.perf_counter() - t0
                 timed = (float(s.checkpoint_every_s) > 0
                          and time.perf_counter() - t_checkpoint >= float(s.checkpoint_every_s))
+                requested = guard.requested
+                if jax.process_count() > 1:
+                    # every process must take the same checkpoint and stop decisions (a
+                    # save is collective); the clock and the signals are per process
+                    timed, signum = shd.max_across_processes(
+                        [int(timed), 0 if requested is None else int(requested)])
+                    timed, requested = bool(timed), (signum or None)
                 saved = (self._due(s.checkpoint_every, step) or last or self.book.stopped_early
-                         or evaluated or timed or guard.requested is not None)
+                         or evaluated or timed or requested is not None)
                 if saved:
                     self.checkpoint(step)
                     t_checkpoint = time.perf_counter()
@@ -342,12 +349,14 @@ class _Loop:
                     if saved and self.ckpt is not None:
                         self.ckpt.wait()  # the callback may end the process
                     self.callback(step, self.state)
-                if guard.requested is not None:  # a signal arrived: checkpoint and stop
+                if jax.process_count() == 1:  # a signal sent during the callback counts now
+                    requested = guard.requested
+                if requested is not None:  # a signal arrived: checkpoint and stop
                     if not saved:
                         self.checkpoint(step)
                     if self.ckpt is not None:
                         self.ckpt.wait()
-                    raise TrainingInterrupted(guard.requested, step,
+                    raise TrainingInterrupted(requested, step,
                                               None if self.ckpt is None else self.ckpt.directory)
             jax.block_until_ready(self.state)
         finally:
@@ -413,6 +422,10 @@ def train(model: nnx.Module, dataset, settings: TrainSettings, workdir: str | No
 
     graphdef, optimizer, state, best = initial_state(
         model, settings, objective, init_data, int(dataset.train.shape[0]), key(_INIT_KEY))
+    # On the mesh before restoring: checkpoints restore into these shardings whatever the
+    # device count or layout that wrote them (orbax stores global arrays).
+    shardings = shd.state_shardings(state, mesh, settings.sharding)
+    state = shd.put(state, shardings)
     ckpt = None if workdir is None else Checkpointer(
         os.path.join(workdir, "checkpoints"), max_to_keep=int(settings.keep_checkpoints))
     state, best, book = _restore_or_init(ckpt, state, best, run_id, workdir)
@@ -420,17 +433,22 @@ def train(model: nnx.Module, dataset, settings: TrainSettings, workdir: str | No
 
     rep = shd.replicated(mesh)
     valid = getattr(dataset, "valid", None)
+    main_process = shd.is_main_process()  # only process 0 writes metrics
     loop = _Loop(
-        settings=settings, state=jax.device_put(state, rep), best=best, book=book,
+        settings=settings, state=state, best=best, book=book,
         train_fn=jax.jit(make_train_step(
             graphdef, optimizer, objective, batch_size=batch_size, preprocess_fn=preprocess_fn,
             ema_decay=float(settings.ema_decay), batch_sharding=shd.batch_sharded(mesh),
-            steps_per_call=int(settings.steps_per_call)), donate_argnums=0),
+            steps_per_call=int(settings.steps_per_call),
+            compute_dtype=settings.compute_dtype),
+            out_shardings=(shardings, rep), donate_argnums=0),
         log_prob_fn=jax.jit(make_log_prob_fn(graphdef, preprocess_fn)),
-        train_data=jax.device_put(split_pytree(dataset, "train"), rep),
+        train_data=shd.put(split_pytree(dataset, "train"), rep),
         valid_data=None if valid is None else split_pytree(dataset, "valid"), mesh=mesh,
-        keys=(key(_SHUFFLE_KEY), key(_STEP_KEY), key(_EVAL_KEY)), ckpt=ckpt,
-        writer=MetricsWriter(None if workdir is None else os.path.join(workdir, "metrics.jsonl"),
+        keys=tuple(shd.put(key(i), rep) for i in (_SHUFFLE_KEY, _STEP_KEY, _EVAL_KEY)),
+        ckpt=ckpt,
+        writer=MetricsWriter(None if workdir is None or not main_process
+                             else os.path.join(workdir, "metrics.jsonl"),
                              resume_step=start_step or None),
         run_id=run_id,
         nll_offset_nats=0.0 if preprocessing is None else preprocessing.nll_offset_nats,
@@ -439,7 +457,7 @@ def train(model: nnx.Module, dataset, settings: TrainSettings, workdir: str | No
 
     book, state = loop.book, loop.state
     if loop.valid_data is None or book.best_step < 0:
-        best = {"params": loop._eval_params(), "model_state": state.model_state}
+        best = _to_host({"params": loop._eval_params(), "model_state": state.model_state})
     else:
         best = loop.best
     final = merge_model(graphdef, jax.tree.map(jnp.asarray, best["params"]),
@@ -448,7 +466,8 @@ def train(model: nnx.Module, dataset, settings: TrainSettings, workdir: str | No
     final, finalize_results = objective.finalize(
         final, _model_view(dataset, preprocessing, key(_VIEW_KEY)), key(_FINALIZE_KEY))
     if workdir is not None:  # what `experiments.load.load_run` gives back
-        save_tree(os.path.join(workdir, FINAL_MODEL_DIR), nnx.state(final))
+        # global (replicated) arrays: every process takes part in orbax's save
+        save_tree(os.path.join(workdir, FINAL_MODEL_DIR), shd.put(nnx.state(final), rep))
     return TrainResult(
         model=final, train_steps=step, train_wall_s=book.train_wall_s,
         steps_per_s=(loop.steady_steps / loop.steady_time) if loop.steady_time else 0.0,

@@ -32,6 +32,12 @@ class TrainSettings:
       eval_batch_size: examples per evaluation batch.
       progress: show a tqdm bar when stderr is a terminal (never in logs or CI).
       seed: the run's seed; batches, step keys and objective state derive from it.
+      sharding: ``"replicated"`` (every device holds the parameters and optimizer state)
+        or ``"fsdp"`` (each is sharded over the devices along one axis,
+        `jaxgen.training.sharding.state_shardings`); the same step and results either way,
+        and checkpoints restore under either, on any device count.
+      compute_dtype: ``"float32"`` only for now (mixed precision is refused until the
+        models compute in the low dtype, docs/SCALING.md).
       optim: the optimizer.
 
     Raises:
@@ -51,13 +57,15 @@ class TrainSettings:
     eval_batch_size: int = 1000
     progress: bool = True
     seed: int = 0
+    sharding: str = "replicated"
+    compute_dtype: str = "float32"
     optim: OptimSettings = dataclasses.field(default_factory=OptimSettings)
 
     # Fields that may change when a run resumes from its checkpoints (the one resume
     # policy: `experiments.schema` derives the config keys from it). They change how long
     # the run goes on and what it shows, not the steps already taken.
     RESUMABLE = ("num_steps", "progress", "log_every", "checkpoint_every", "checkpoint_every_s",
-                 "keep_checkpoints", "eval_batch_size")
+                 "keep_checkpoints", "eval_batch_size", "sharding")
 
     def __post_init__(self):
         for name in ("num_steps", "batch_size", "steps_per_call", "eval_batch_size",
@@ -77,6 +85,20 @@ class TrainSettings:
                              f"{self.checkpoint_every_s!r}")
         if not 0.0 <= float(self.ema_decay) < 1.0:
             raise ValueError(f"train.ema_decay must be in [0, 1), got {self.ema_decay!r}")
+        from jaxgen.training.sharding import SHARDINGS
+        from jaxgen.training.steps import COMPUTE_DTYPES
+        if self.sharding not in SHARDINGS:
+            raise ValueError(f"train.sharding must be one of {list(SHARDINGS)}, got "
+                             f"{self.sharding!r}")
+        if self.compute_dtype not in COMPUTE_DTYPES:
+            raise ValueError(f"train.compute_dtype must be one of {list(COMPUTE_DTYPES)}, got "
+                             f"{self.compute_dtype!r}")
+        if self.compute_dtype != "float32":
+            # The step casts parameters and batch (`make_train_step`), but float32 arrays
+            # inside the models (masks, encodings, constants) promote the matmuls and
+            # convolutions back to float32: refused rather than silently not applied.
+            raise ValueError(f"train.compute_dtype={self.compute_dtype!r} is not supported "
+                             "yet: the models promote it back to float32 (docs/SCALING.md)")
         if not isinstance(self.optim, OptimSettings):
             raise TypeError(f"train.optim must be an OptimSettings, got "
                             f"{type(self.optim).__name__}")
