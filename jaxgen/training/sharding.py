@@ -76,11 +76,6 @@ def initialize_distributed(coordinator_address: str | None = None,
     return jax.process_count() > 1
 
 
-def maybe_initialize_distributed() -> bool:
-    """`initialize_distributed` from the environment alone."""
-    return initialize_distributed()
-
-
 def is_main_process() -> bool:
     """Whether this process writes the run's files (results, metrics, plots): process 0."""
     return jax.process_index() == 0
