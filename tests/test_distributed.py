@@ -101,9 +101,9 @@ def test_two_process_run_killed_with_sigkill_resumes_bit_identically(tmp_path):
     """Both processes (and the launcher) get SIGKILL once a checkpoint is on disk, as a
     scheduler's preemption does; launched again, the run resumes from the newest complete
     checkpoint and ends with the parameters of an uninterrupted 2-process run, bit for bit."""
-    overrides = {"model.hidden_sizes": "(32,)", "train.num_steps": 300, "train.batch_size": 64,
-                 "train.steps_per_call": 10, "train.log_every": 100, "train.eval_every": 300,
-                 "train.checkpoint_every": 50, "sampler.timing_repeats": 1,
+    overrides = {"model.hidden_sizes": "(32,)", "train.num_steps": 120, "train.batch_size": 64,
+                 "train.steps_per_call": 10, "train.log_every": 60, "train.eval_every": 120,
+                 "train.checkpoint_every": 30, "sampler.timing_repeats": 1,
                  "sampler.num_samples": 4, "eval.num_plot_samples": 4}
     killed, straight = str(tmp_path / "killed"), str(tmp_path / "straight")
     command = _launch(_main_args("made_digits", killed, overrides))
@@ -116,7 +116,7 @@ def test_two_process_run_killed_with_sigkill_resumes_bit_identically(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)  # the launcher's group: it and both processes
     proc.communicate(timeout=60)
     assert not os.path.exists(os.path.join(killed, "results.json"))
-    assert max(_checkpointed_steps(killed)) < 300
+    assert max(_checkpointed_steps(killed)) < 120
 
     for workdir in (killed, straight):
         again = subprocess.run(_launch(_main_args("made_digits", workdir, overrides)), cwd=REPO,

@@ -63,11 +63,11 @@ def _logged_steps(workdir: str) -> int:
 # be interrupted mid-run (the signal goes out once the first metrics are logged).
 INTERRUPTED = {
     "realnvp_vector_digits": dict(
-        **{"model.num_couplings": 2, "model.hidden_features": 16, "train.num_steps": 1000,
-           "train.log_every": 50, "train.eval_every": 1000, "train.patience": 0}),
+        **{"model.num_couplings": 2, "model.hidden_features": 16, "train.num_steps": 300,
+           "train.log_every": 50, "train.eval_every": 300, "train.patience": 0}),
     "made_digits": dict(
-        **{"model.hidden_sizes": "(32,)", "train.num_steps": 1000, "train.log_every": 50,
-           "train.eval_every": 1000}),
+        **{"model.hidden_sizes": "(32,)", "train.num_steps": 300, "train.log_every": 50,
+           "train.eval_every": 300}),
 }
 
 
