@@ -382,9 +382,8 @@ def test_copy_model_owns_its_variables():
     np.testing.assert_array_equal(np.asarray(copy.mean[...]), before + 1.0)
 
 
-def test_mixed_precision_is_refused_until_the_models_honour_it():
+def test_compute_dtype_takes_the_mixed_precision_dtypes_only():
     from jaxgen.training import TrainSettings
-    with pytest.raises(ValueError, match="compute_dtype='bfloat16' is not supported yet"):
-        TrainSettings(compute_dtype="bfloat16")
+    assert TrainSettings(compute_dtype="bfloat16").compute_dtype == "bfloat16"
     with pytest.raises(ValueError, match="train.compute_dtype must be one of"):
         TrainSettings(compute_dtype="float64")

@@ -23,7 +23,9 @@ default 2) of shape ``--random_shape`` (default 28,28,1) with binarized MNIST's 
 batch size and optimizer are the config's. Throughput does not depend on the pixel values.
 
 Output keys: config, model, dataset, data, event_shape, batch_size, steps_per_call,
-num_params, layer_scan, unrolled, compute_dtype, lower_s, xla_compile_s, compile_s, steps_per_s, examples_per_s, timed_steps, timed_s, peak_bytes_xla
+num_params, layer_scan, unrolled, compute_dtype, lower_s, xla_compile_s, products,
+low_precision_products (dot_general/convolution ops of the step, and those with both operands
+in the compute dtype), compile_s, steps_per_s, examples_per_s, timed_steps, timed_s, peak_bytes_xla
 (XLA's memory analysis of the compiled step: its peak, i.e. arguments + outputs - donated
 aliases + temporaries; the whole train set is an argument), temp_bytes_xla,
 peak_bytes_in_use (the device allocator's peak where it reports one, e.g. GPU; else null),
@@ -36,6 +38,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import resource
 import tempfile
 import time
@@ -150,6 +153,17 @@ def memory_record(compiled) -> dict:
     return out
 
 
+_PRODUCT = re.compile(r"stablehlo\.(dot_general|convolution).*: \(tensor<([^>]*)>, tensor<([^>]*)>\)")
+
+
+def count_products(stablehlo_text: str, low_dtype: str = "bf16") -> dict:
+    """Matrix products and convolutions of a lowered program, and how many take both
+    operands in ``low_dtype`` (StableHLO's element-type name: ``bf16``, ``f16``)."""
+    found = _PRODUCT.findall(stablehlo_text)
+    low = sum(a.endswith("x" + low_dtype) and b.endswith("x" + low_dtype) for _, a, b in found)
+    return {"products": len(found), "low_precision_products": int(low)}
+
+
 def resolve_steps_per_call(requested: int, configured: int) -> int:
     """The steps per timed call: ``requested``, or the config's ``configured`` for 0."""
     steps = configured if requested == 0 else requested
@@ -162,7 +176,8 @@ def benchmark_train_step(name: str, *, steps_per_call: int = 1, min_time_s: floa
                          warmup_calls: int = 2, data: str = "config",
                          random_shape=(28, 28, 1), random_levels: int = 2,
                          layer_scan: str = "auto", compute_dtype: str = "float32",
-                         compile_only: bool = False, overrides=()) -> dict:
+                         compile_only: bool = False, lower_only: bool = False,
+                         overrides=()) -> dict:
     """Times the jitted train step of config ``name``; returns one JSON-able record.
 
     Args:
@@ -175,6 +190,8 @@ def benchmark_train_step(name: str, *, steps_per_call: int = 1, min_time_s: floa
       layer_scan: the layer-stack program traced (`jaxgen.nn.layer_scan.layer_scan_mode`).
       compute_dtype: the step's ``compute_dtype`` (mixed precision for bfloat16/float16).
       compile_only: stop after compiling (no step is run; throughput fields are None).
+      lower_only: stop after lowering; the record holds only the config, compute dtype,
+        ``lower_s`` and the product counts (`count_products`).
       overrides: ``"key=value"`` strings (``model.num_steps=8``), as the CLI's
         ``--config.key=value``.
     """
@@ -217,6 +234,10 @@ def benchmark_train_step(name: str, *, steps_per_call: int = 1, min_time_s: floa
     with layer_scan_mode(layer_scan):
         lowered = step_fn.lower(state, train_data, shuffle_key, step_key)
     lower_s = time.perf_counter() - t0
+    products = count_products(lowered.as_text(),
+                              {"float16": "f16"}.get(compute_dtype, "bf16"))
+    if lower_only:
+        return {"config": name, "compute_dtype": compute_dtype, "lower_s": lower_s, **products}
     step_fn = lowered.compile()
     xla_compile_s = time.perf_counter() - t0 - lower_s
     device = jax.devices()[0]
@@ -227,7 +248,7 @@ def benchmark_train_step(name: str, *, steps_per_call: int = 1, min_time_s: floa
         "layer_scan": layer_scan, "unrolled": _unrolled(layer_scan),
         "compute_dtype": compute_dtype, "overrides": list(overrides), "lower_s": lower_s, "xla_compile_s": xla_compile_s,
         "device_kind": device.device_kind, "device_count": jax.device_count(),
-        "platform": device.platform,
+        "platform": device.platform, **products,
     }
     if compile_only:
         return {**record, "compile_s": None, "steps_per_s": None, "examples_per_s": None,

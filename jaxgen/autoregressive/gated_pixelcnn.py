@@ -38,6 +38,7 @@ from jaxgen.nn.masked_conv import conv2d
 from jaxgen.nn.masks import Mask, channel_groups, conv_mask
 from jaxgen.types import Array, PRNGKey
 from jaxgen.nn.layer_scan import layer_scan
+from jaxgen.nn import mixed_precision as mp
 
 
 def _normal(rngs, shape, fan_in):
@@ -123,9 +124,10 @@ class GatedPixelCNN(AutoregressiveModel):
 
     def _output(self, act: Array) -> Array:
         """``[..., F]`` -> ``[..., C*P]``."""
-        hid = jax.nn.relu(jax.nn.relu(act) @ (self.hidden_kernel[...] * self.hidden_mask[...])
+        hid = jax.nn.relu(mp.matmul(jax.nn.relu(act),
+                                    self.hidden_kernel[...] * self.hidden_mask[...])
                           + self.hidden_bias[...])
-        return hid @ (self.out_kernel[...] * self.out_kernel_mask[...]) + self.out_bias[...]
+        return mp.matmul(hid, self.out_kernel[...] * self.out_kernel_mask[...]) + self.out_bias[...]
 
     def params_from_inputs(self, inputs: Array, context: Array | None = None) -> Array:
         """``[B, H, W, C, 1]`` -> ``[B, H, W, C, P]`` (one parallel pass)."""
@@ -138,9 +140,9 @@ class GatedPixelCNN(AutoregressiveModel):
             v, hs, is_first = carry
             vk, vb, hk, hb, v2h, hout, hout_b, cond = weights
             v_pre = conv2d(v, vk, vb, ((q, 0), (q, q))) + cond[0][:, None, None]  # [B,H,W,2F]
-            h_pre = (conv2d(hs, hk, hb, ((0, 0), (q, 0))) + _shift_down(v_pre) @ v2h
+            h_pre = (conv2d(hs, hk, hb, ((0, 0), (q, 0))) + mp.matmul(_shift_down(v_pre), v2h)
                      + cond[1][:, None, None])
-            h_new = gated_activation(h_pre) @ hout + hout_b  # [B, H, W, F]
+            h_new = mp.matmul(gated_activation(h_pre), hout) + hout_b  # [B, H, W, F]
             hs = jnp.where(is_first, h_new, hs + h_new)
             return (gated_activation(v_pre), hs, False), None
 

@@ -21,6 +21,7 @@ from flax import nnx
 from jaxgen.autoregressive.base import AutoregressiveModel
 from jaxgen.autoregressive.heads import make_head
 from jaxgen.types import Array
+from jaxgen.nn import mixed_precision as mp
 
 
 class NADE(AutoregressiveModel):
@@ -51,8 +52,8 @@ class NADE(AutoregressiveModel):
         # reduce-window, O(D^2); timing in docs/AR_BENCHMARKS.md, NADE.)
         def step(a, per_position):
             w_d, v_d, b_d, x_d = per_position  # [F, H], [H, P], [P], [B, F]
-            theta = jax.nn.sigmoid(a) @ v_d + b_d  # [B, P]
-            return a + x_d @ w_d, theta
+            theta = mp.matmul(jax.nn.sigmoid(a), v_d) + b_d  # [B, P]
+            return a + mp.matmul(x_d, w_d), theta
 
         a0 = jnp.broadcast_to(self.c[...], (bsz, self.c.shape[0]))
         _, params = jax.lax.scan(step, a0, (self.W[...], self.V[...], self.b[...],

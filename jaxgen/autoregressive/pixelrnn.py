@@ -33,6 +33,7 @@ from jaxgen.autoregressive.pixelcnn import _check_image_shape
 from jaxgen.nn.masked_conv import MaskedConv2d
 from jaxgen.nn.masks import channel_groups, conv_mask
 from jaxgen.types import Array
+from jaxgen.nn import mixed_precision as mp
 
 
 def _lstm_update(gates: Array, c_prev: Array):
@@ -127,7 +128,7 @@ def _row_conv(h: Array, kernel: Array, pad: int) -> Array:
     w, k = h.shape[1], kernel.shape[1]
     padded = jnp.pad(h, ((0, 0), (pad, pad), (0, 0)))  # [B, W + 2 pad, F]
     windows = jnp.concatenate([padded[:, j:j + w] for j in range(k)], axis=-1)  # [B, W, kF]
-    return windows @ kernel[0].reshape(k * kernel.shape[2], kernel.shape[3])
+    return mp.matmul(windows, kernel[0].reshape(k * kernel.shape[2], kernel.shape[3]))
 
 
 class DiagonalBiLSTM(_PixelRNNBase):
@@ -143,7 +144,7 @@ class DiagonalBiLSTM(_PixelRNNBase):
         self.ltr_input = nnx.List([MaskedConv2d(conv_mask((1, 1), self.g_f, g4, "B"),
                                                 rngs=rngs) for _ in range(num_layers)])
         # Right-to-left: unmasked 1x1 over [features, encoded pixel] (shifted down later).
-        self.rtl_input = nnx.List([nnx.Linear(f + c, 4 * f, rngs=rngs)
+        self.rtl_input = nnx.List([mp.Linear(f + c, 4 * f, rngs=rngs)
                                    for _ in range(num_layers)])
         init = lambda: nnx.Param(jax.random.normal(rngs.params(), (2, f, 4 * f)) / np.sqrt(2 * f))
         self.ltr_state = nnx.List([init() for _ in range(num_layers)])
@@ -165,7 +166,7 @@ class DiagonalBiLSTM(_PixelRNNBase):
             g_col, ok = inputs
             h_prev, c_prev = state  # [H, B, F]
             above = jnp.pad(h_prev, ((1, 0), (0, 0), (0, 0)))[:-1]  # state of row r - 1
-            gates = g_col + h_prev @ kernel[0] + above @ kernel[1]
+            gates = g_col + mp.matmul(h_prev, kernel[0]) + mp.matmul(above, kernel[1])
             h_new, c_new = _lstm_update(gates, c_prev)
             h_new, c_new = jnp.where(ok, h_new, 0.0), jnp.where(ok, c_new, 0.0)
             return (h_new, c_new), h_new

@@ -23,14 +23,15 @@ from jaxgen.autoregressive.base import AutoregressiveModel
 from jaxgen.autoregressive.heads import make_head
 from jaxgen.checks import check_count
 from jaxgen.types import Array, PRNGKey
+from jaxgen.nn import mixed_precision as mp
 
 
 class LSTMCell(nnx.Module):
     """``(h, c), x -> (h', c')`` with fused gate weights ``[F, 4H]`` and ``[H, 4H]``."""
 
     def __init__(self, in_features: int, hidden_size: int, *, rngs: nnx.Rngs):
-        self.input_proj = nnx.Linear(in_features, 4 * hidden_size, rngs=rngs)
-        self.hidden_proj = nnx.Linear(hidden_size, 4 * hidden_size, use_bias=False, rngs=rngs)
+        self.input_proj = mp.Linear(in_features, 4 * hidden_size, rngs=rngs)
+        self.hidden_proj = mp.Linear(hidden_size, 4 * hidden_size, use_bias=False, rngs=rngs)
 
     def __call__(self, state, x):
         h, c = state
@@ -50,7 +51,7 @@ class LSTMModel(AutoregressiveModel):
         self.encoding = "onehot"
         self.hidden_size = int(hidden_size)
         self.cell = LSTMCell(self.num_levels, self.hidden_size, rngs=rngs)
-        self.readout = nnx.Linear(self.hidden_size, self.head.num_params, rngs=rngs)
+        self.readout = mp.Linear(self.hidden_size, self.head.num_params, rngs=rngs)
 
     def initial_state(self, batch: int) -> tuple[Array, Array]:
         """``(h, c)_0 = 0``, each ``[batch, H]``: the recurrent state before position 0."""

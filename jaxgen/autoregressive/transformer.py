@@ -23,6 +23,7 @@ from jaxgen.autoregressive.heads import make_head
 from jaxgen.checks import check_count
 from jaxgen.nn.attention import CausalSelfAttention
 from jaxgen.types import Array, PRNGKey
+from jaxgen.nn import mixed_precision as mp
 
 
 class TransformerBlock(nnx.Module):
@@ -33,8 +34,8 @@ class TransformerBlock(nnx.Module):
         self.norm1 = nnx.LayerNorm(d_model, rngs=rngs)
         self.attn = CausalSelfAttention(d_model, num_heads, query_chunk=query_chunk, rngs=rngs)
         self.norm2 = nnx.LayerNorm(d_model, rngs=rngs)
-        self.mlp_in = nnx.Linear(d_model, mlp_ratio * d_model, rngs=rngs)
-        self.mlp_out = nnx.Linear(mlp_ratio * d_model, d_model, rngs=rngs)
+        self.mlp_in = mp.Linear(d_model, mlp_ratio * d_model, rngs=rngs)
+        self.mlp_out = mp.Linear(mlp_ratio * d_model, d_model, rngs=rngs)
 
     def _mlp(self, u: Array) -> Array:
         return u + self.mlp_out(jax.nn.gelu(self.mlp_in(self.norm2(u))))
@@ -72,13 +73,13 @@ class CausalTransformer(AutoregressiveModel):
                                                  query_chunk=query_chunk, rngs=rngs)
                                 for _ in range(num_layers)])
         self.norm = nnx.LayerNorm(d_model, rngs=rngs)
-        self.readout = nnx.Linear(d_model, self.head.num_params, rngs=rngs)
+        self.readout = mp.Linear(d_model, self.head.num_params, rngs=rngs)
 
     def params_from_inputs(self, inputs: Array) -> Array:
         """``[B, *E, K]`` one-hot (or relaxed) -> ``[B, *E, P]``."""
         b = inputs.shape[0]
-        tokens = (inputs.reshape(b, self.num_dims, inputs.shape[-1])  # B may be 0
-                  @ self.token_embed[...])  # [B, D, d]
+        tokens = mp.matmul(inputs.reshape(b, self.num_dims, inputs.shape[-1]),  # B may be 0
+                           self.token_embed[...])  # [B, D, d]
         start = jnp.broadcast_to(self.start[...], (b, 1, tokens.shape[-1]))
         u = jnp.concatenate([start, tokens[:, :-1]], axis=1) + self.positions[...]  # shift
         for block in self.blocks:

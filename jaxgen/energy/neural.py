@@ -29,6 +29,7 @@ from jaxgen.energy.partition import LogPartition
 from jaxgen.mcmc.langevin import sgld
 from jaxgen.mcmc.mala import mala
 from jaxgen.types import Array, PRNGKey
+from jaxgen.nn import mixed_precision as mp
 
 
 class _NeuralEnergy(nnx.Module):
@@ -124,8 +125,8 @@ class MLPEnergy(_NeuralEnergy):
                           sample_steps=sample_steps, step_size=step_size,
                           noise_scale=noise_scale)
         sizes = [self.num_dims, *[int(h) for h in hidden_sizes]]
-        self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
-        self.head = nnx.Linear(sizes[-1], 1, rngs=rngs)
+        self.layers = nnx.List([mp.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
+        self.head = mp.Linear(sizes[-1], 1, rngs=rngs)
 
     def _energy(self, x: Array) -> Array:
         """``[B, *event_shape] -> [B]`` (``x`` already checked)."""
@@ -153,9 +154,9 @@ class ConvEnergy(_NeuralEnergy):
             raise ValueError(f"ConvEnergy takes two conv widths, channels=(c1, c2), got "
                              f"{tuple(channels)}")
         c1, c2 = (int(c) for c in channels)
-        self.conv1 = nnx.Conv(self.event_shape[-1], c1, (3, 3), rngs=rngs)
-        self.conv2 = nnx.Conv(c1, c2, (3, 3), strides=(2, 2), rngs=rngs)
-        self.head = nnx.Linear(c2, 1, rngs=rngs)
+        self.conv1 = mp.Conv(self.event_shape[-1], c1, (3, 3), rngs=rngs)
+        self.conv2 = mp.Conv(c1, c2, (3, 3), strides=(2, 2), rngs=rngs)
+        self.head = mp.Linear(c2, 1, rngs=rngs)
 
     def _energy(self, x: Array) -> Array:
         """``[B, H, W, C] -> [B]`` (``x`` already checked)."""

@@ -15,6 +15,7 @@ import numpy as np
 from flax import nnx
 
 from jaxgen.types import Array
+from jaxgen.nn import mixed_precision as mp
 
 
 class KVCache(NamedTuple):
@@ -27,10 +28,10 @@ class KVCache(NamedTuple):
 def _causal_attention(q: Array, k: Array, v: Array, first: Array | int = 0) -> Array:
     """Queries at positions ``first, first + 1, ...`` (``q [B, h, c, dh]``) attend to the
     keys/values ``[B, h, T, dh]`` at positions ``<=`` their own: ``[B, h, c, dh]``."""
-    scores = jnp.einsum("bhtd,bhsd->bhts", q, k) / np.sqrt(q.shape[-1])  # [B, h, c, T]
+    scores = mp.einsum("bhtd,bhsd->bhts", q, k) / np.sqrt(q.shape[-1])  # [B, h, c, T]
     causal = (first + jnp.arange(q.shape[2]))[:, None] >= jnp.arange(k.shape[2])[None, :]
     weights = jax.nn.softmax(jnp.where(causal, scores, -jnp.inf), axis=-1)
-    return jnp.einsum("bhts,bhsd->bhtd", weights, v)
+    return mp.einsum("bhts,bhsd->bhtd", weights, v)
 
 
 class CausalSelfAttention(nnx.Module):
@@ -43,7 +44,7 @@ class CausalSelfAttention(nnx.Module):
     pass up to float rounding; ``T`` must be a multiple of ``query_chunk``.
 
     Attributes:
-      qkv: ``nnx.Linear(d_model, 3 d_model)``; out: ``nnx.Linear(d_model, d_model)``.
+      qkv: ``mp.Linear(d_model, 3 d_model)``; out: ``mp.Linear(d_model, d_model)``.
       num_heads: number of heads ``h``; ``d_head = d_model / h``; query_chunk.
     """
 
@@ -56,8 +57,8 @@ class CausalSelfAttention(nnx.Module):
         self.query_chunk = int(query_chunk)
         self.num_heads = num_heads
         self.d_head = d_model // num_heads
-        self.qkv = nnx.Linear(d_model, 3 * d_model, rngs=rngs)
-        self.out = nnx.Linear(d_model, d_model, rngs=rngs)
+        self.qkv = mp.Linear(d_model, 3 * d_model, rngs=rngs)
+        self.out = mp.Linear(d_model, d_model, rngs=rngs)
 
     def _split_heads(self, x: Array) -> Array:  # [B, T, d] -> [B, h, T, dh]
         b, t, _ = x.shape

@@ -16,6 +16,7 @@ from flax import nnx
 
 from jaxgen.checks import check_count, check_finite
 from jaxgen.types import Array
+from jaxgen.nn import mixed_precision as mp
 
 
 def check_context(context, n: int, num_classes: int | None, context_features: int | None,
@@ -97,7 +98,7 @@ class ContextProjection(nnx.Module):
     def __call__(self, context: Array) -> Array:  # [B] int or [B, F] -> [B, out]
         if self.is_label:
             return jnp.take(self.weight[...], context, axis=0)
-        return context @ self.weight[...]
+        return mp.matmul(context, self.weight[...])
 
 
 __all__ = ["ContextProjection", "check_context"]

@@ -14,6 +14,7 @@ from flax import nnx
 
 from jaxgen.nn.masks import Mask
 from jaxgen.types import Array
+from jaxgen.nn import mixed_precision as mp
 
 
 def conv_padding(kernel_size: tuple[int, int], centre: tuple[int, int]):
@@ -24,7 +25,7 @@ def conv_padding(kernel_size: tuple[int, int], centre: tuple[int, int]):
 
 def conv2d(x: Array, kernel: Array, bias: Array, padding) -> Array:
     """``[B, H, W, I] -> [B, H', W', O]`` cross-correlation with explicit padding."""
-    y = jax.lax.conv_general_dilated(x, kernel, (1, 1), padding,
+    y = mp.conv_general_dilated(x, kernel, (1, 1), padding,
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
     return y + bias
 
@@ -37,7 +38,7 @@ def conv2d_at(padded: Array, row: Array, col: Array, kernel: Array, bias: Array)
     kh, kw, fan_in, _ = kernel.shape
     patch = jax.lax.dynamic_slice(padded, (0, row, col, 0),
                                   (padded.shape[0], kh, kw, fan_in))  # [B, kh, kw, I]
-    return jnp.einsum("bijc,ijco->bo", patch, kernel) + bias  # [B, O]
+    return mp.einsum("bijc,ijco->bo", patch, kernel) + bias  # [B, O]
 
 
 class MaskedConv2d(nnx.Module):

@@ -13,6 +13,7 @@ from flax import nnx
 
 from jaxgen.nn.masks import Mask
 from jaxgen.types import Array
+from jaxgen.nn import mixed_precision as mp
 
 
 class MaskedDense(nnx.Module):
@@ -50,7 +51,7 @@ class MaskedDense(nnx.Module):
 
     def __call__(self, x: Array, mask_index: Array | int = 0) -> Array:
         mask = self.masks[...][mask_index]  # [in, out]
-        y = x @ (self.kernel[...] * mask)  # [..., out]
+        y = mp.matmul(x, self.kernel[...] * mask)  # [..., out]
         return y if self.bias is None else y + self.bias[...]
 
 

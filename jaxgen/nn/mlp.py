@@ -7,6 +7,7 @@ import jax
 from flax import nnx
 
 from jaxgen.types import Array
+from jaxgen.nn import mixed_precision as mp
 
 
 class MLP(nnx.Module):
@@ -30,9 +31,9 @@ class MLP(nnx.Module):
         if num_hidden_layers < 1:
             raise ValueError(f"num_hidden_layers must be >= 1, got {num_hidden_layers}")
         sizes = [in_features] + [hidden_features] * num_hidden_layers
-        self.hidden = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
+        self.hidden = nnx.List([mp.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
         zeros = nnx.initializers.zeros
-        self.out = nnx.Linear(hidden_features, out_features, rngs=rngs,
+        self.out = mp.Linear(hidden_features, out_features, rngs=rngs,
                               **(dict(kernel_init=zeros, bias_init=zeros) if zero_init_last else {}))
         self.activation = activation
 

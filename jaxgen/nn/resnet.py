@@ -9,14 +9,15 @@ import jax
 from flax import nnx
 
 from jaxgen.types import Array
+from jaxgen.nn import mixed_precision as mp
 
 
 class ResidualBlock(nnx.Module):
     """``h + conv3x3(relu(conv3x3(relu(h))))`` (pre-activation residual block)."""
 
     def __init__(self, channels: int, *, rngs: nnx.Rngs):
-        self.conv1 = nnx.Conv(channels, channels, (3, 3), padding="SAME", rngs=rngs)
-        self.conv2 = nnx.Conv(channels, channels, (3, 3), padding="SAME", rngs=rngs,
+        self.conv1 = mp.Conv(channels, channels, (3, 3), padding="SAME", rngs=rngs)
+        self.conv2 = mp.Conv(channels, channels, (3, 3), padding="SAME", rngs=rngs,
                               kernel_init=nnx.initializers.variance_scaling(
                                   0.1, "fan_in", "truncated_normal"))
 
@@ -36,12 +37,12 @@ class ResNet(nnx.Module):
 
     def __init__(self, in_channels: int, hidden_channels: int, out_channels: int,
                  num_blocks: int = 2, *, zero_init_last: bool = True, rngs: nnx.Rngs):
-        self.conv_in = nnx.Conv(in_channels, hidden_channels, (3, 3), padding="SAME",
+        self.conv_in = mp.Conv(in_channels, hidden_channels, (3, 3), padding="SAME",
                                 rngs=rngs)
         self.blocks = nnx.List([ResidualBlock(hidden_channels, rngs=rngs)
                                 for _ in range(num_blocks)])
         zeros = nnx.initializers.zeros
-        self.conv_out = nnx.Conv(hidden_channels, out_channels, (3, 3), padding="SAME",
+        self.conv_out = mp.Conv(hidden_channels, out_channels, (3, 3), padding="SAME",
                                  rngs=rngs, **(dict(kernel_init=zeros, bias_init=zeros)
                                                if zero_init_last else {}))
 
@@ -63,10 +64,10 @@ class GlowCNN(nnx.Module):
 
     def __init__(self, in_channels: int, hidden_channels: int, out_channels: int, *,
                  zero_init_last: bool = True, rngs: nnx.Rngs):
-        self.conv1 = nnx.Conv(in_channels, hidden_channels, (3, 3), padding="SAME", rngs=rngs)
-        self.conv2 = nnx.Conv(hidden_channels, hidden_channels, (1, 1), rngs=rngs)
+        self.conv1 = mp.Conv(in_channels, hidden_channels, (3, 3), padding="SAME", rngs=rngs)
+        self.conv2 = mp.Conv(hidden_channels, hidden_channels, (1, 1), rngs=rngs)
         zeros = nnx.initializers.zeros
-        self.conv3 = nnx.Conv(hidden_channels, out_channels, (3, 3), padding="SAME",
+        self.conv3 = mp.Conv(hidden_channels, out_channels, (3, 3), padding="SAME",
                               rngs=rngs, **(dict(kernel_init=zeros, bias_init=zeros)
                                             if zero_init_last else {}))
 

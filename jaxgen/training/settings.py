@@ -36,8 +36,12 @@ class TrainSettings:
         or ``"fsdp"`` (each is sharded over the devices along one axis,
         `jaxgen.training.sharding.state_shardings`); the same step and results either way,
         and checkpoints restore under either, on any device count.
-      compute_dtype: ``"float32"`` only for now (mixed precision is refused until the
-        models compute in the low dtype, docs/SCALING.md).
+      compute_dtype: ``"float32"``, or ``"bfloat16"`` / ``"float16"`` for mixed precision:
+        the training step's matrix products and convolutions take operands in that dtype
+        and accumulate in float32; parameters, optimizer state, log-determinants, losses
+        and evaluation stay float32 (`jaxgen.nn.mixed_precision`). Products outside
+        `jaxgen.nn`'s layers (the 1x1 convolution's ``x @ W``, Boltzmann machines' own
+        ``precision`` setting) stay as they are.
       optim: the optimizer.
 
     Raises:
@@ -86,19 +90,13 @@ class TrainSettings:
         if not 0.0 <= float(self.ema_decay) < 1.0:
             raise ValueError(f"train.ema_decay must be in [0, 1), got {self.ema_decay!r}")
         from jaxgen.training.sharding import SHARDINGS
-        from jaxgen.training.steps import COMPUTE_DTYPES
+        from jaxgen.nn.mixed_precision import COMPUTE_DTYPES
         if self.sharding not in SHARDINGS:
             raise ValueError(f"train.sharding must be one of {list(SHARDINGS)}, got "
                              f"{self.sharding!r}")
         if self.compute_dtype not in COMPUTE_DTYPES:
             raise ValueError(f"train.compute_dtype must be one of {list(COMPUTE_DTYPES)}, got "
                              f"{self.compute_dtype!r}")
-        if self.compute_dtype != "float32":
-            # The step casts parameters and batch (`make_train_step`), but float32 arrays
-            # inside the models (masks, encodings, constants) promote the matmuls and
-            # convolutions back to float32: refused rather than silently not applied.
-            raise ValueError(f"train.compute_dtype={self.compute_dtype!r} is not supported "
-                             "yet: the models promote it back to float32 (docs/SCALING.md)")
         if not isinstance(self.optim, OptimSettings):
             raise TypeError(f"train.optim must be an OptimSettings, got "
                             f"{type(self.optim).__name__}")

@@ -14,6 +14,7 @@ import optax
 
 from jaxgen.data.batching import (batch_at_step, batch_from_order, epoch_order, log_prob_of,
                                   num_examples, steps_per_epoch)
+from jaxgen.nn import mixed_precision
 from jaxgen.training.objective import Objective
 from jaxgen.training.state import TrainState, merge_model, split_model
 
@@ -38,19 +39,6 @@ def debiased_ema_decay(decay: float, count):
     return decay * (1.0 - decay ** (count - 1.0)) / (1.0 - decay ** count)
 
 
-COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
-
-
-def cast_floating(tree, dtype):
-    """``tree`` with its floating-point arrays in ``dtype`` (integers, keys untouched)."""
-    def one(x):
-        if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating):
-            return x.astype(dtype)
-        return x
-
-    return jax.tree.map(one, tree)
-
-
 def make_train_step(graphdef, optimizer: optax.GradientTransformation, objective: Objective,
                     *, batch_size: int, preprocess_fn: Callable | None = None,
                     ema_decay: float = 0.0, batch_sharding=None, steps_per_call: int = 1,
@@ -65,14 +53,15 @@ def make_train_step(graphdef, optimizer: optax.GradientTransformation, objective
     parameters (`debiased_ema_decay`). Returned metrics are those of the last step, plus
     ``loss`` and ``grad_norm``.
 
-    ``compute_dtype`` other than ``"float32"`` is mixed precision: the loss runs on copies of
-    the parameters and of the (preprocessed) floating-point batch in that dtype, while the
-    parameters, their gradients (through the cast), the optimizer state and the loss value
-    stay float32. Model state (running statistics) stays float32.
+    ``compute_dtype`` other than ``"float32"`` is mixed precision: the loss is traced inside
+    `jaxgen.nn.mixed_precision.compute_dtype`, so the models' matrix products and
+    convolutions (forward and backward) take operands in that dtype and accumulate in
+    float32, while parameters, gradients, optimizer state, model state, log-determinants and
+    the loss stay float32. Evaluation (`make_log_prob_fn`) is full precision.
     """
-    if compute_dtype not in COMPUTE_DTYPES:
-        raise ValueError(f"compute_dtype must be one of {COMPUTE_DTYPES}, got {compute_dtype!r}")
-    low = None if compute_dtype == "float32" else jnp.dtype(compute_dtype)
+    if compute_dtype not in mixed_precision.COMPUTE_DTYPES:
+        raise ValueError(f"compute_dtype must be one of {list(mixed_precision.COMPUTE_DTYPES)}, "
+                         f"got {compute_dtype!r}")
 
     def one_step(state: TrainState, train_data, shuffle_key, step_key):
         key = jax.random.fold_in(step_key, state.step)
@@ -94,21 +83,11 @@ def make_train_step(graphdef, optimizer: optax.GradientTransformation, objective
             batch = preprocess_fn(pre_key, batch)
 
         def loss_of(params):
-            inputs = batch
-            if low is not None:
-                params, inputs = cast_floating(params, low), cast_floating(batch, low)
             model = merge_model(graphdef, params, state.model_state)
             model.train()
-            loss, new_extra, metrics = objective.loss(model, inputs, key, state.extra)
+            with mixed_precision.compute_dtype(compute_dtype):  # read while tracing
+                loss, new_extra, metrics = objective.loss(model, batch, key, state.extra)
             _, _, new_model_state = split_model(model)
-            if low is not None:  # the loop's state keeps its dtypes
-                loss = loss.astype(jnp.float32)
-                metrics = cast_floating(metrics, jnp.float32)
-                new_model_state = jax.tree.map(lambda new, old: new.astype(old.dtype),
-                                               new_model_state, state.model_state)
-                new_extra = jax.tree.map(
-                    lambda new, old: new.astype(old.dtype) if hasattr(old, "dtype") else new,
-                    new_extra, state.extra)
             return loss, (metrics, new_model_state, new_extra)
 
         (loss, (metrics, new_model_state, new_extra)), grads = jax.value_and_grad(
