@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxgen.checks import check_count, check_event_batch, check_levels, check_positive
+from jaxgen.checks import check_count, check_event_batch, check_levels, check_temperature
 from jaxgen.types import Array, PRNGKey
 
 
@@ -40,18 +40,6 @@ def encode_levels(x: Array, num_levels: int, encoding: str) -> Array:
     if encoding == "scalar":
         return (2.0 * x.astype(jnp.float32) / (num_levels - 1) - 1.0)[..., None]
     raise ValueError(f"encoding must be 'onehot' or 'scalar', got {encoding!r}")
-
-
-def check_temperature(who: str, temperature):
-    """A sampler's softmax temperature ``T``: a finite number ``> 0`` (returned as a float);
-    a traced ``T`` (the sampler under ``jit`` with ``T`` an argument) passes unchecked.
-
-    Raises:
-      ValueError: ``"{who}: temperature must be a finite number > 0, got {T}"``.
-    """
-    if isinstance(temperature, jax.core.Tracer):
-        return temperature
-    return check_positive(f"{who}: temperature", temperature)
 
 
 class AutoregressiveModel(nnx.Module):
