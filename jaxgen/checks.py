@@ -286,7 +286,27 @@ def check_positive(name: str, value) -> float:
     return v
 
 
-__all__ = ["check_at_least", "check_count", "check_finite", "check_positive", "check_event_batch", "check_floating_dtype",
+def check_temperature(who: str, temperature):
+    """A sampler's temperature ``T`` (softmax temperature of autoregressive steps, energy
+    scaling ``exp(-E / T)`` of energy-based samplers): a finite number ``> 0``, returned as a
+    float; a traced ``T`` (a sampler under ``jit`` with ``T`` an argument) passes unchecked.
+
+    Raises:
+      ValueError: ``"{who}: temperature must be a finite number > 0, got {T}"``.
+    """
+    if not is_concrete(temperature):
+        return temperature
+    return check_positive(f"{who}: temperature", temperature)
+
+
+def is_unit_temperature(temperature) -> bool:
+    """Whether ``temperature`` is the concrete number 1 (samplers then skip the scaling, so
+    ``T = 1`` reproduces the default draw bit for bit)."""
+    return is_concrete(temperature) and float(temperature) == 1.0
+
+
+__all__ = ["check_at_least", "check_count", "check_finite", "check_positive",
+           "check_temperature", "is_unit_temperature", "check_event_batch", "check_floating_dtype",
            "check_integer_dtype", "check_level_range", "check_levels", "check_probs",
            "check_table_shape", "check_training_data", "concrete_min_max", "is_concrete",
            "resolve_sample_shape"]

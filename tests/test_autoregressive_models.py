@@ -165,9 +165,9 @@ class _RecordingHead:
     def log_prob(self, params, x):
         return self._head.log_prob(params, x)
 
-    def sample(self, key, params):
+    def sample(self, key, params, temperature=1.0):
         jax.debug.callback(lambda p: self._log.append(np.asarray(p)), params, ordered=True)
-        return self._head.sample(key, params)
+        return self._head.sample(key, params, temperature)
 
 
 def _sampling_params(model, sample_fn, key, n):

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxgen.checks import check_count, check_event_batch, check_levels
+from jaxgen.checks import check_count, check_event_batch, check_levels, check_temperature
 from jaxgen.types import Array, PRNGKey
 
 
@@ -105,11 +105,15 @@ class AutoregressiveModel(nnx.Module):
             raise ValueError(f"start must be in [0, D] = [0, {d}], got {start}")
         return x_flat.astype(jnp.int32), start
 
-    def fill_naive(self, key: PRNGKey, x_flat: Array, start: int = 0) -> Array:
+    def fill_naive(self, key: PRNGKey, x_flat: Array, start: int = 0,
+                   temperature=1.0) -> Array:
         """Prefix completion: keeps the first ``start`` positions of the generation order
         and draws the rest from the model's conditional given them,
 
             s_{o_t} = x_{o_t} for t < start,   s_{o_t} ~ p(. | s_{o_{<t}}) for t >= start,
+
+        each step at softmax temperature ``T``: ``p_T(k) = p(k)^{1/T} / sum_j p(j)^{1/T}``
+        (the heads' ``sample``; ``T = 1`` is the model, the same draws bit for bit).
 
         one full `params_from_inputs` pass per step (a ``lax.scan``). For a raster model
         ``o_t = t``: positions ``< start`` are kept. Levels of ``x_flat`` outside the prefix
@@ -120,11 +124,13 @@ class AutoregressiveModel(nnx.Module):
           key: PRNG key.
           x_flat: ``[n, D]`` int levels, flat in raster order (only the prefix is read).
           start: ``L`` in ``[0, D]`` (static); 0 samples from scratch, ``D`` copies.
+          temperature: ``T``, finite and ``> 0``.
 
         Returns:
           ``[n, *event_shape]`` int32.
         """
         x_flat, start = self.check_fill_input(x_flat, start)
+        temperature = check_temperature(f"{type(self).__name__}.fill_naive", temperature)
         n, d, p = x_flat.shape[0], self.num_dims, self.head.num_params
         keys = jax.random.split(key, d)[start:]
 
@@ -132,29 +138,37 @@ class AutoregressiveModel(nnx.Module):
             i, key_i = inputs
             params = self.params_from_inputs(self.encode(x_flat.reshape(n, *self.event_shape)))
             params_i = jax.lax.dynamic_index_in_dim(params.reshape(n, d, p), i, 1, False)
-            return x_flat.at[:, i].set(self.head.sample(key_i, params_i)), None  # [n, P] -> [n]
+            draw = self.head.sample(key_i, params_i, temperature)  # [n, P] -> [n]
+            return x_flat.at[:, i].set(draw), None
 
         x, _ = jax.lax.scan(step, x_flat, (jnp.arange(start, d), keys))
         return x.reshape(n, *self.event_shape)
 
-    def sample_naive(self, key: PRNGKey, n: int) -> Array:
+    def sample_naive(self, key: PRNGKey, n: int, temperature=1.0) -> Array:
         """Ancestral sampling from ``p(x)``, one full forward pass per step (`fill_naive`
         from zeros, ``start = 0``). Step ``t`` is drawn with key ``split(key, D)[t]``; fast
-        samplers use the same keys, so they return identical samples.
+        samplers use the same keys, so they return identical samples. ``temperature``
+        ``T``: every conditional at softmax temperature ``T`` (`fill_naive`).
 
         Raises:
-          ValueError / TypeError: ``n`` is not an integer ``>= 1`` (`check_count`).
+          ValueError / TypeError: ``n`` is not an integer ``>= 1`` (`check_count`);
+            ``temperature`` not a finite number ``> 0``.
         """
         n = check_count("n", n)
-        return self.fill_naive(key, jnp.zeros((n, self.num_dims), jnp.int32))
+        return self.fill_naive(key, jnp.zeros((n, self.num_dims), jnp.int32), 0, temperature)
 
-    def sample(self, key: PRNGKey, n: int) -> Array:
-        """``n`` samples ``[n, *event_shape]`` int32 (naive unless a subclass is faster).
+    def sample(self, key: PRNGKey, n: int, temperature=1.0) -> Array:
+        """``n`` samples ``[n, *event_shape]`` int32 (naive unless a subclass is faster),
+        each conditional ``p(x_t | x_{<t})`` drawn at softmax temperature ``T``:
+        ``p_T(k) ∝ p(k)^{1/T}`` (``T < 1`` sharpens, ``T = 1`` is the model and gives the
+        same draws as the default bit for bit). The product of tempered conditionals is not
+        ``p(x)^{1/T}`` renormalized (the per-step normalizers depend on the prefix).
 
         Raises:
-          ValueError / TypeError: ``n`` is not an integer ``>= 1`` (`check_count`).
+          ValueError / TypeError: ``n`` is not an integer ``>= 1`` (`check_count`);
+            ``temperature`` not a finite number ``> 0``.
         """
-        return self.sample_naive(key, n)
+        return self.sample_naive(key, n, temperature)
 
 
-__all__ = ["AutoregressiveModel", "encode_levels"]
+__all__ = ["AutoregressiveModel", "check_temperature", "encode_levels"]

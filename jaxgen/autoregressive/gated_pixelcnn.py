@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxgen.autoregressive.base import AutoregressiveModel
+from jaxgen.autoregressive.base import AutoregressiveModel, check_temperature
 from jaxgen.autoregressive.heads import make_head
 from jaxgen.nn.context import check_context
 from jaxgen.checks import check_count
@@ -156,30 +156,37 @@ class GatedPixelCNN(AutoregressiveModel):
         params = self.params_from_inputs(self.encode(x), context)
         return jnp.sum(self.log_prob_per_dim(params, x), axis=-1)
 
-    def sample_naive(self, key: PRNGKey, n: int, context: Array | None = None) -> Array:
+    def sample_naive(self, key: PRNGKey, n: int, context: Array | None = None,
+                     temperature=1.0) -> Array:
         """One full forward pass per position (``lax.scan``); see `AutoregressiveModel`
-        (conditional: ``context=None`` draws class ``i mod num_classes`` for sample ``i``)."""
+        (conditional: ``context=None`` draws class ``i mod num_classes`` for sample ``i``;
+        ``temperature``: softmax temperature of every step)."""
         n = check_count("n", n)
         labels = check_context(context, n, self.num_classes, None, "GatedPixelCNN",
                                for_sampling=True)  # raises for a context when unconditional
         if labels is None:
-            return super().sample_naive(key, n)
+            return super().sample_naive(key, n, temperature)
         saved = self.params_from_inputs
         self.params_from_inputs = lambda inputs: saved(inputs, labels)
         try:
-            return super().sample_naive(key, n)
+            return super().sample_naive(key, n, temperature)
         finally:
             del self.params_from_inputs
 
-    def sample(self, key: PRNGKey, n: int, context: Array | None = None) -> Array:
+    def sample(self, key: PRNGKey, n: int, context: Array | None = None,
+               temperature=1.0) -> Array:
         """Fast sampling with vertical row caches and a horizontal per-row cache (from
         ``p(x | y)`` for class labels ``context [n]``; ``None``: class ``i mod
-        num_classes`` for sample ``i``).
+        num_classes`` for sample ``i``); identical to `sample_naive` for the same key,
+        context and temperature. ``temperature`` ``T``: every conditional at softmax temperature ``T``,
+        ``p_T(k) ∝ p(k)^{1/T}`` (finite, ``> 0``; ``T = 1`` is the model, bit for bit).
 
         Raises:
-          ValueError / TypeError: ``n`` is not an integer ``>= 1`` (`check_count`).
+          ValueError / TypeError: ``n`` is not an integer ``>= 1`` (`check_count`); a bad
+            ``temperature`` or context.
         """
         n = check_count("n", n)
+        temperature = check_temperature("GatedPixelCNN.sample", temperature)
         (h, w, c), d = self.event_shape, self.num_dims
         q, k = self.kernel_size // 2, self.kernel_size
         num_layers, f2 = self.v_bias.shape
@@ -243,7 +250,8 @@ class GatedPixelCNN(AutoregressiveModel):
                 (hs, h_cache), _ = jax.lax.scan(layer, (jnp.zeros((n, f)), h_cache),
                                                 jnp.arange(num_layers))
                 out = self._output(hs).reshape(n, c, -1)  # [n, C, P]
-                value = self.head.sample(key_j, jax.lax.dynamic_index_in_dim(out, ch, 1, False))
+                value = self.head.sample(key_j, jax.lax.dynamic_index_in_dim(out, ch, 1, False),
+                                         temperature)
                 enc = 2.0 * value.astype(jnp.float32) / (self.num_levels - 1) - 1.0
                 x_row = jax.lax.dynamic_update_slice(x_row, enc[:, None, None], (0, col + q, ch))
                 return (x_row, h_cache, row_levels.at[:, j].set(value)), None

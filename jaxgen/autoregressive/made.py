@@ -60,9 +60,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxgen.autoregressive.base import AutoregressiveModel
+from jaxgen.autoregressive.base import AutoregressiveModel, check_temperature
 from jaxgen.autoregressive.heads import make_head
-from jaxgen.checks import check_count, check_positive
+from jaxgen.checks import check_count
 from jaxgen.data.batching import context_of, inputs_of
 from jaxgen.nn.context import ContextProjection, check_context
 from jaxgen.nn.masked_dense import MaskedDense
@@ -322,7 +322,8 @@ class MADE(AutoregressiveModel):
         x, _ = jax.lax.scan(step, x_flat, (jnp.arange(start, d), keys))
         return x.reshape(n, *self.event_shape)
 
-    def fill_naive(self, key: PRNGKey, x_flat: Array, start: int = 0, context=None) -> Array:
+    def fill_naive(self, key: PRNGKey, x_flat: Array, start: int = 0, context=None,
+                   temperature=1.0) -> Array:
         """Prefix completion from the ensemble (module docstring): keeps the first ``start``
         positions of the generation order, ``S = orderings[0, :start]``, and draws the rest
         from ``p(x_rest | x_S) = sum_m w_m p_m(x_rest | x_S)``, ``w_m ∝ p_m(x_S)``.
@@ -340,6 +341,8 @@ class MADE(AutoregressiveModel):
           start: ``L`` in ``[0, D]`` (static).
           context: conditional MADE: ``[n]`` labels or ``[n, F]`` vectors (labels default
             to ``arange(n) % num_classes``).
+          temperature: softmax temperature ``T`` of every drawn step (finite, ``> 0``; the
+            ensemble's member weights ``w_m`` are not tempered).
 
         Returns:
           ``[n, *event_shape]`` int32.
@@ -350,10 +353,12 @@ class MADE(AutoregressiveModel):
             ordering, so ``p_m(x_S)`` is an intractable marginal).
         """
         x_flat, start = self.check_fill_input(x_flat, start)
+        temperature = check_temperature("MADE.fill_naive", temperature)
         n, d, num_masks = x_flat.shape[0], self.num_dims, self.num_masks
         context = self.check_context(context, n, for_sampling=True)
         if num_masks == 1:
-            return self._ancestral(key, x_flat, start, jnp.zeros((n,), jnp.int32), context)
+            return self._ancestral(key, x_flat, start, jnp.zeros((n,), jnp.int32), context,
+                                   temperature)
         if 0 < start < d and not self.shares_one_ordering:
             raise ValueError(
                 f"start={start}: this MADE ensemble's {num_masks} masks have different "
@@ -366,12 +371,14 @@ class MADE(AutoregressiveModel):
         else:
             log_w = self._prefix_log_prob_per_mask(x_flat, start, context)  # [M, n]
             component = jax.random.categorical(mask_key, log_w, axis=0)  # [n]
-        return self._ancestral(key, x_flat, start, component, context)
+        return self._ancestral(key, x_flat, start, component, context, temperature)
 
-    def sample_naive(self, key: PRNGKey, n: int, context=None) -> Array:
-        """`fill_naive` from zeros (``start = 0``), conditioned on ``context``."""
+    def sample_naive(self, key: PRNGKey, n: int, context=None, temperature=1.0) -> Array:
+        """`fill_naive` from zeros (``start = 0``), conditioned on ``context``, at softmax
+        temperature ``temperature``."""
         n = check_count("n", n)
-        return self.fill_naive(key, jnp.zeros((n, self.num_dims), jnp.int32), 0, context)
+        return self.fill_naive(key, jnp.zeros((n, self.num_dims), jnp.int32), 0, context,
+                               temperature)
 
     def sample(self, key: PRNGKey, n: int, context=None, temperature=1.0) -> Array:
         """Ancestral sampling from the ensemble: draw a mask ``m ~ U{0..M-1}`` per sample,
@@ -392,8 +399,7 @@ class MADE(AutoregressiveModel):
             context.
         """
         n = check_count("n", n)
-        if not isinstance(temperature, jax.core.Tracer):
-            temperature = check_positive("MADE.sample: temperature", temperature)
+        temperature = check_temperature("MADE.sample", temperature)
         context = self.check_context(context, n, for_sampling=True)
         mask_key, key = jax.random.split(key)
         component = jax.random.randint(mask_key, (n,), 0, self.num_masks)  # [n]

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxgen.autoregressive.base import AutoregressiveModel
+from jaxgen.autoregressive.base import AutoregressiveModel, check_temperature
 from jaxgen.autoregressive.heads import make_head
 from jaxgen.checks import check_count
 from jaxgen.nn.masked_conv import MaskedConv2d, conv2d
@@ -94,13 +94,17 @@ class PixelCNN(AutoregressiveModel):
         out = self.output(jax.nn.relu(self.hidden_out(jax.nn.relu(act))))  # [B, H, W, C*P]
         return out.reshape(b, h, w, c, self.head.num_params)  # explicit: B may be 0
 
-    def sample(self, key: PRNGKey, n: int) -> Array:
-        """Fast (cached) ancestral sampling; identical to `sample_naive` for the same key.
+    def sample(self, key: PRNGKey, n: int, temperature=1.0) -> Array:
+        """Fast (cached) ancestral sampling; identical to `sample_naive` for the same key
+        and temperature. ``temperature`` ``T``: every conditional at softmax temperature ``T``,
+        ``p_T(k) ∝ p(k)^{1/T}`` (finite, ``> 0``; ``T = 1`` is the model, bit for bit).
 
         Raises:
-          ValueError / TypeError: ``n`` is not an integer ``>= 1`` (`check_count`).
+          ValueError / TypeError: ``n`` is not an integer ``>= 1`` (`check_count`);
+            a bad ``temperature``.
         """
         n = check_count("n", n)
+        temperature = check_temperature("PixelCNN.sample", temperature)
         (h, w, c), d = self.event_shape, self.num_dims
         q0, q = self.input_conv.padding[0][0], self.kernel_size // 2
         f = self.block_biases.shape[-1]
@@ -137,7 +141,7 @@ class PixelCNN(AutoregressiveModel):
             hid = jax.nn.relu(jax.nn.relu(act) @ k_hid + self.hidden_out.bias[...])
             out = (hid @ k_out + self.output.bias[...]).reshape(n, c, -1)  # [n, C, P]
             params_t = jax.lax.dynamic_index_in_dim(out, ch, 1, False)  # [n, P]
-            value = self.head.sample(key_t, params_t)  # [n]
+            value = self.head.sample(key_t, params_t, temperature)  # [n]
             enc = 2.0 * value.astype(jnp.float32) / (self.num_levels - 1) - 1.0
             x_pad = jax.lax.dynamic_update_slice(x_pad, enc[:, None, None, None],
                                                  (0, r + q0, col + q0, ch))

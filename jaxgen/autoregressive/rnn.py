@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxgen.autoregressive.base import AutoregressiveModel
+from jaxgen.autoregressive.base import AutoregressiveModel, check_temperature
 from jaxgen.autoregressive.heads import make_head
 from jaxgen.checks import check_count
 from jaxgen.types import Array, PRNGKey
@@ -94,13 +94,17 @@ class LSTMModel(AutoregressiveModel):
         return self.readout(hs.swapaxes(0, 1)).reshape(b, *self.event_shape,
                                                       self.head.num_params)
 
-    def sample(self, key: PRNGKey, n: int) -> Array:
-        """Stateful ancestral sampling (one LSTM step per position).
+    def sample(self, key: PRNGKey, n: int, temperature=1.0) -> Array:
+        """Stateful ancestral sampling (one LSTM step per position); identical to
+        `sample_naive` for the same key and temperature. ``temperature`` ``T``: every conditional at softmax temperature ``T``,
+        ``p_T(k) ∝ p(k)^{1/T}`` (finite, ``> 0``; ``T = 1`` is the model, bit for bit).
 
         Raises:
-          ValueError / TypeError: ``n`` is not an integer ``>= 1`` (`check_count`).
+          ValueError / TypeError: ``n`` is not an integer ``>= 1`` (`check_count`); a bad
+            ``temperature``.
         """
         n = check_count("n", n)
+        temperature = check_temperature("LSTMModel.sample", temperature)
         d = self.num_dims
         keys = jax.random.split(key, d)
 
@@ -108,7 +112,7 @@ class LSTMModel(AutoregressiveModel):
             state, x_prev = carry
             t, key_t = inputs
             state, params_t = self.step(state, x_prev)  # [n, P]
-            value = self.head.sample(key_t, params_t)  # [n]
+            value = self.head.sample(key_t, params_t, temperature)  # [n]
             return (state, jax.nn.one_hot(value, self.num_levels)), value
 
         init = (self.initial_state(n), self.initial_input(n))

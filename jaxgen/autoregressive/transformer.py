@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxgen.autoregressive.base import AutoregressiveModel
+from jaxgen.autoregressive.base import AutoregressiveModel, check_temperature
 from jaxgen.autoregressive.heads import make_head
 from jaxgen.checks import check_count
 from jaxgen.nn.attention import CausalSelfAttention
@@ -86,13 +86,17 @@ class CausalTransformer(AutoregressiveModel):
             u = block(u)
         return self.readout(self.norm(u)).reshape(b, *self.event_shape, self.head.num_params)
 
-    def sample(self, key: PRNGKey, n: int) -> Array:
-        """KV-cached sampling, one token per ``lax.scan`` step; equals `sample_naive`.
+    def sample(self, key: PRNGKey, n: int, temperature=1.0) -> Array:
+        """KV-cached sampling, one token per ``lax.scan`` step; equals `sample_naive` for
+        the same key and temperature. ``temperature`` ``T``: every conditional at softmax temperature ``T``,
+        ``p_T(k) ∝ p(k)^{1/T}`` (finite, ``> 0``; ``T = 1`` is the model, bit for bit).
 
         Raises:
-          ValueError / TypeError: ``n`` is not an integer ``>= 1`` (`check_count`).
+          ValueError / TypeError: ``n`` is not an integer ``>= 1`` (`check_count`); a bad
+            ``temperature``.
         """
         n = check_count("n", n)
+        temperature = check_temperature("CausalTransformer.sample", temperature)
         d = self.num_dims
         keys = jax.random.split(key, d)
         caches = [block.attn.init_cache(n, d) for block in self.blocks]
@@ -107,7 +111,7 @@ class CausalTransformer(AutoregressiveModel):
             for block, cache in zip(self.blocks, caches):
                 u, cache = block.decode_step(u, cache, t)
                 new_caches.append(cache)
-            value = self.head.sample(key_t, self.readout(self.norm(u)))  # [n]
+            value = self.head.sample(key_t, self.readout(self.norm(u)), temperature)  # [n]
             return (value, new_caches, levels.at[:, t].set(value)), None
 
         init = (jnp.zeros((n,), jnp.int32), caches, jnp.zeros((n, d), jnp.int32))

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxgen.checks import check_binary, check_count
+from jaxgen.checks import check_binary, check_count, check_temperature, is_unit_temperature
 from jaxgen.energy.partition import LogPartition, logsumexp_over_states
 from jaxgen.mcmc.gibbs import binary_gibbs
 from jaxgen.mcmc.run import run_kernel
@@ -88,10 +88,15 @@ class FullyVisibleBM(nnx.Module):
         """``log Z = log sum_x exp(-E(x))`` by enumerating ``2^D`` states (``D <= 30``)."""
         return logsumexp_over_states(lambda s: -self._energy_flat(s), self.num_units, chunk_size)
 
-    def gibbs_kernel(self) -> SamplingAlgorithm:
-        """Site-by-site Gibbs for one chain (positions ``[*event_shape]``)."""
+    def gibbs_kernel(self, temperature=1.0) -> SamplingAlgorithm:
+        """Site-by-site Gibbs for one chain (positions ``[*event_shape]``) leaving
+        ``p_T(x) ∝ exp(-E(x) / T)`` invariant: the log-odds of site ``i`` is
+        ``(sum_j J_ij x_j + b_i) / T``."""
         coupling, bias = self.coupling(), self.bias[...]
-        return binary_gibbs(conditional_logit_fn=lambda x, i: coupling[i] @ x + bias[i])
+        if is_unit_temperature(temperature):
+            return binary_gibbs(conditional_logit_fn=lambda x, i: coupling[i] @ x + bias[i])
+        return binary_gibbs(
+            conditional_logit_fn=lambda x, i: (coupling[i] @ x + bias[i]) / temperature)
 
     def transition(self, key: PRNGKey, x: Array) -> Array:
         """One Gibbs sweep of every chain in a batch: ``[B, *event_shape] -> same``."""
@@ -100,16 +105,20 @@ class FullyVisibleBM(nnx.Module):
         step = lambda k, xi: kernel.step(k, kernel.init(xi))[0].position
         return jax.vmap(step)(keys, x)
 
-    def sample(self, key: PRNGKey, n: int) -> Array:
-        """``n`` draws: ``sample_sweeps`` Gibbs sweeps from uniform noise, ``[n, *E]`` int32.
+    def sample(self, key: PRNGKey, n: int, temperature=1.0) -> Array:
+        """``n`` draws: ``sample_sweeps`` Gibbs sweeps from uniform noise, ``[n, *E]`` int32,
+        targeting ``p_T(x) ∝ exp(-E(x) / T)`` (``T < 1`` concentrates on low energies,
+        ``T = 1`` is the model and the default draw bit for bit).
 
         Raises:
-          TypeError, ValueError: ``n`` is not an integer ``>= 1``.
+          TypeError, ValueError: ``n`` is not an integer ``>= 1``; ``temperature`` not a
+            finite number ``> 0``.
         """
         n = check_count(f"{type(self).__name__}.sample: n", n)
+        temperature = check_temperature(f"{type(self).__name__}.sample", temperature)
         key_init, key_run = jax.random.split(key)
         x0 = jax.random.bernoulli(key_init, 0.5, (n, *self.event_shape)).astype(jnp.int32)
-        kernel = self.gibbs_kernel()
+        kernel = self.gibbs_kernel(temperature)
         keys = jax.random.split(key_run, n)
         run = lambda k, xi: run_kernel(k, kernel, kernel.init(xi), self.sample_sweeps)[0]
         return jax.vmap(run)(keys, x0).position

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxgen.checks import check_count, check_finite
+from jaxgen.checks import check_count, check_finite, check_temperature, is_unit_temperature
 from jaxgen.energy.partition import LogPartition
 from jaxgen.types import Array, PRNGKey
 
@@ -71,10 +71,19 @@ class GaussianEnergy(nnx.Module):
     def exact_log_partition(self) -> Array:
         return 0.5 * self.event_shape[0] * math.log(2 * math.pi) - jnp.sum(self.log_diag[...])
 
-    def sample(self, key: PRNGKey, n: int) -> Array:
-        """``mu + L^-T z``, ``z ~ N(0, I)``: ``[n, D]``."""
+    def sample(self, key: PRNGKey, n: int, temperature=1.0) -> Array:
+        """``mu + sqrt(T) L^-T z``, ``z ~ N(0, I)``: ``[n, D]``, exact draws from
+        ``exp(-E(x) / T)``, the Gaussian with covariance ``T (L L^T)^{-1}``.
+
+        Raises:
+          TypeError, ValueError: ``n`` not an integer ``>= 1``; ``temperature`` not a
+            finite number ``> 0``.
+        """
         n = check_count("GaussianEnergy.sample: n", n)
+        temperature = check_temperature("GaussianEnergy.sample", temperature)
         z = jax.random.normal(key, (n, self.event_shape[0]))
+        if not is_unit_temperature(temperature):
+            z = jnp.sqrt(temperature) * z
         x = jax.scipy.linalg.solve_triangular(self.cholesky().T, z.T, lower=False).T
         return self.mean[...] + x
 

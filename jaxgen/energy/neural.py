@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxgen.checks import check_count, check_finite
+from jaxgen.checks import check_count, check_finite, check_temperature, is_unit_temperature
 from jaxgen.energy.partition import LogPartition
 from jaxgen.mcmc.langevin import sgld
 from jaxgen.mcmc.mala import mala
@@ -67,21 +67,30 @@ class _NeuralEnergy(nnx.Module):
         """``-E(x)`` for ONE point ``[*event_shape]`` (what samplers take)."""
         return -self.energy(x[None])[0]
 
+    def tempered_logdensity_fn(self, temperature=1.0):
+        """``x -> -E(x) / T`` for ONE point (``logdensity_fn`` itself at ``T = 1``)."""
+        if is_unit_temperature(temperature):
+            return self.logdensity_fn
+        return lambda x: self.logdensity_fn(x) / temperature
+
     def noise(self, key: PRNGKey, n: int) -> Array:
         """Uniform draws in the box ``[noise_low, noise_high]^D``: ``[n, *event_shape]``."""
         return jax.random.uniform(key, (n, *self.event_shape), minval=self.noise_low,
                                   maxval=self.noise_high)
 
-    def transition(self, key: PRNGKey, x: Array) -> Array:
-        """One MALA step (step ``step_size``) of every chain: ``[B, *E] -> [B, *E]``."""
-        kernel = mala(self.logdensity_fn, self.step_size)
+    def transition(self, key: PRNGKey, x: Array, temperature=1.0) -> Array:
+        """One MALA step (step ``step_size``) of every chain: ``[B, *E] -> [B, *E]``,
+        leaving ``exp(-E(x) / T)`` invariant."""
+        kernel = mala(self.tempered_logdensity_fn(temperature), self.step_size)
         step = lambda k, xi: kernel.step(k, kernel.init(xi))[0].position
         return jax.vmap(step)(jax.random.split(key, x.shape[0]), x)
 
-    def langevin(self, key: PRNGKey, x: Array, num_steps: int, grad_clip: float | None = None
-                 ) -> Array:
-        """``num_steps`` SGLD-style steps (``step_size``, ``noise_scale``) of every chain."""
-        kernel = sgld(self.logdensity_fn, self.step_size, self.noise_scale, grad_clip)
+    def langevin(self, key: PRNGKey, x: Array, num_steps: int, grad_clip: float | None = None,
+                 temperature=1.0) -> Array:
+        """``num_steps`` SGLD-style steps (``step_size``, ``noise_scale``) of every chain, on
+        the log-density ``-E(x) / T``."""
+        kernel = sgld(self.tempered_logdensity_fn(temperature), self.step_size,
+                      self.noise_scale, grad_clip)
 
         def one(k, xi):
             state, _ = jax.lax.scan(lambda s, kk: kernel.step(kk, s), kernel.init(xi),
@@ -90,18 +99,22 @@ class _NeuralEnergy(nnx.Module):
 
         return jax.vmap(one)(jax.random.split(key, x.shape[0]), x)
 
-    def sample(self, key: PRNGKey, n: int) -> Array:
-        """``sample_steps`` Langevin steps from the noise box, then as many MALA steps.
+    def sample(self, key: PRNGKey, n: int, temperature=1.0) -> Array:
+        """``sample_steps`` Langevin steps from the noise box, then as many MALA steps, all on
+        ``p_T(x) ∝ exp(-E(x) / T)`` (the MALA steps leave it invariant; ``T = 1`` is the
+        model and the default draw bit for bit).
 
         Raises:
-          TypeError, ValueError: ``n`` is not an integer ``>= 1``.
+          TypeError, ValueError: ``n`` is not an integer ``>= 1``; ``temperature`` not a
+            finite number ``> 0``.
         """
         n = check_count(f"{type(self).__name__}.sample: n", n)
+        temperature = check_temperature(f"{type(self).__name__}.sample", temperature)
         k0, k1, k2 = jax.random.split(key, 3)
-        x = self.langevin(k1, self.noise(k0, n), self.sample_steps)
+        x = self.langevin(k1, self.noise(k0, n), self.sample_steps, temperature=temperature)
 
         def body(x, k):
-            return self.transition(k, x), None
+            return self.transition(k, x, temperature), None
 
         x, _ = jax.lax.scan(body, x, jax.random.split(k2, self.sample_steps))
         return x

@@ -31,7 +31,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxgen.checks import check_binary, check_count, check_finite
+from jaxgen.checks import (check_binary, check_count, check_finite, check_temperature,
+                           is_unit_temperature)
 from jaxgen.energy.partition import LogPartition, logsumexp_over_states
 from jaxgen.mcmc import rng
 from jaxgen.mcmc.gibbs import block_gibbs
@@ -133,19 +134,41 @@ class _RBM(nnx.Module):
             lambda k, v: self.sample_hidden(k, self.flatten(v[None]))[0],
             lambda k, h: self.unflatten(self.sample_visible(k, h[None]))[0])
 
-    def sample(self, key: PRNGKey, n: int) -> Array:
+    def tempered_gibbs_step(self, key: PRNGKey, v_flat: Array, temperature,
+                            operands=None) -> Array:
+        """One block Gibbs step of the joint at temperature ``T``,
+        ``p_T(v, h) ∝ exp(-E(v, h) / T)``: ``h ~ p_T(h | v)``, ``v' ~ p_T(v | h)``
+        (`sample_visible_tempered`), ``[B, V] -> [B, V]``. ``T = 1`` is `gibbs_step`."""
+        if is_unit_temperature(temperature):
+            return self.gibbs_step(key, v_flat, operands)[0]
+        key_h, key_v = jax.random.split(key)
+        h = self.sample_hidden_from_logits(key_h,
+                                           self.hidden_logits(v_flat, operands) / temperature)
+        return self.sample_visible_tempered(key_v, h, temperature, operands)
+
+    def sample(self, key: PRNGKey, n: int, temperature=1.0) -> Array:
         """``n`` draws after ``sample_steps`` block Gibbs steps from ``p(v | h=0)`` noise.
 
+        ``temperature`` ``T`` scales the joint energy: the chains target
+        ``p_T(v, h) ∝ exp(-E(v, h) / T)`` and return its visible marginal
+        ``p_T(v) ∝ sum_h exp(-E(v, h) / T)``, the distribution block Gibbs can sample exactly
+        (both conditionals stay factorized). For ``T != 1`` this is NOT
+        ``exp(-F(v) / T)`` with the free energy ``F`` at ``T = 1``: summing out ``h`` after
+        scaling gives ``softplus(x / T)`` terms where ``F / T`` has ``softplus(x) / T``.
+        ``T = 1`` is the model and the default draw bit for bit.
+
         Raises:
-          TypeError, ValueError: ``n`` is not an integer ``>= 1``.
+          TypeError, ValueError: ``n`` is not an integer ``>= 1``; ``temperature`` not a
+            finite number ``> 0``.
         """
         n = check_count(f"{type(self).__name__}.sample: n", n)
+        temperature = check_temperature(f"{type(self).__name__}.sample", temperature)
         key_init, key_run = jax.random.split(key)
         operands = self.weight_operands()
         v = self.sample_visible(key_init, jnp.zeros((n, self.num_hidden)), operands)
 
         def body(v, k):
-            return self.gibbs_step(k, v, operands)[0], None
+            return self.tempered_gibbs_step(k, v, temperature, operands), None
 
         v, _ = jax.lax.scan(body, v, jax.random.split(key_run, self.sample_steps))
         return self.unflatten(self.output(v))
@@ -189,6 +212,12 @@ class BernoulliRBM(_RBM):
     def sample_visible(self, key: PRNGKey, h: Array, operands=None) -> Array:
         """``v ~ p(v | h)``, ``[B, H] -> [B, V]`` float32 in {0, 1}."""
         logits = self.visible_logits(h, operands)
+        return rng.bernoulli_from_probs(key, jax.nn.sigmoid(logits))
+
+    def sample_visible_tempered(self, key: PRNGKey, h: Array, temperature,
+                                operands=None) -> Array:
+        """``v ~ p_T(v | h)``: ``v_i ~ Bernoulli(sigmoid((b + W h)_i / T))``, ``[B, V]``."""
+        logits = self.visible_logits(h, operands) / temperature
         return rng.bernoulli_from_probs(key, jax.nn.sigmoid(logits))
 
     def output(self, v_flat: Array) -> Array:
@@ -297,6 +326,14 @@ class GaussianBernoulliRBM(_RBM):
         """``v ~ N(b + sigma (W h), sigma^2)``: ``[B, H] -> [B, V]``."""
         mean = self.visible_mean(h, operands)
         return mean + self.sigma() * rng.normal(key, mean.shape)
+
+    def sample_visible_tempered(self, key: PRNGKey, h: Array, temperature,
+                                operands=None) -> Array:
+        """``v ~ p_T(v | h) = N(b + sigma (W h), T sigma^2)``: the Gaussian energy
+        ``(v - b)^2 / (2 sigma^2) - (v / sigma)^T W h`` over ``T`` keeps its mean and scales
+        its variance by ``T``. ``[B, H] -> [B, V]``."""
+        mean = self.visible_mean(h, operands)
+        return mean + jnp.sqrt(temperature) * self.sigma() * rng.normal(key, mean.shape)
 
     def output(self, v_flat: Array) -> Array:
         return v_flat

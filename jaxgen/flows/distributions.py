@@ -152,11 +152,57 @@ class TransformedDistribution(nnx.Module):
         z, log_det = apply_bijector(self.bijector, "inverse_and_log_det", x, c)
         return self.base.log_prob(z) + log_det
 
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        """Shape of one latent ``z`` (the base's event shape): ``(D,)`` for flows on vectors
+        and flattened images (NICE, vector RealNVP, MAF / IAF), ``(H, W, C)`` for
+        multi-scale flows (multi-scale RealNVP, Glow on images)."""
+        return tuple(self.base.event_shape)
+
+    def encode(self, x: Array, context=None) -> Array:
+        """The latent of each example, ``z = f^{-1}(x)``: ``[B, *event] -> [B, *latent_shape]``.
+
+        For multi-scale flows the latent is the whole ``[B, H, W, C]`` array the base
+        distribution scores: every level's factored-out half and the last level's output,
+        each written back at the positions its entries came from (`MultiScale`'s fixed
+        permutation), so nothing the flow factored out is dropped and `decode` takes it
+        back as is. ``decode(encode(x)) == x`` up to float32 rounding; a model with
+        BatchNorm should be in eval mode (``model.eval()``: its inverse always uses the
+        running averages, its training-mode forward the batch's statistics).
+
+        Raises:
+          ValueError: wrong shape, or a concrete input holding NaN/inf; a bad context
+            (`embed_context`).
+        """
+        who = f"{type(self).__name__}.encode"
+        check_finite(x, who)
+        x = jnp.asarray(x, jnp.float32)
+        _check_event(x, self.event_shape, who)
+        c = self.embed_context(context, x.shape[0])
+        return apply_bijector(self.bijector, "inverse_and_log_det", x, c)[0]
+
+    def decode(self, z: Array, context=None) -> Array:
+        """The example of each latent, ``x = f(z)``: ``[B, *latent_shape] -> [B, *event]``
+        (the inverse of `encode`; ``sample(key, n, T)`` is ``decode(base.sample(key, n,
+        T))``). A conditional flow needs the context as in `log_prob` (labels ``[B]`` or
+        vectors ``[B, F]``; ``None`` gives class ``i mod num_classes`` to latent ``i``).
+
+        Raises:
+          ValueError: ``z`` not ``[B, *latent_shape]``, or a concrete ``z`` holding NaN/inf;
+            a bad context.
+        """
+        who = f"{type(self).__name__}.decode"
+        check_finite(z, who)
+        z = jnp.asarray(z, jnp.float32)
+        _check_event(z, self.latent_shape, who)
+        c = self.embed_context(context, z.shape[0], for_sampling=True)
+        return apply_bijector(self.bijector, "forward_and_log_det", z, c)[0]
+
     def sample(self, key: PRNGKey, n: int, temperature: float = 1.0, context=None) -> Array:
-        """``n`` draws ``x = f(T z)``: ``[n, *event]``. ``temperature`` ``T < 1`` scales the
-        base draws towards the mode (Glow's reduced-temperature samples); ``T = 0`` gives
-        the mode ``f(0)``. A conditional flow draws from ``p(x | context)`` (see
-        `embed_context` for ``context=None``).
+        """``n`` draws ``x = f(T z)``: ``[n, *event]`` (``decode(base.sample(key, n, T))``).
+        ``temperature`` ``T < 1`` scales the base draws towards the mode (Glow's
+        reduced-temperature samples); ``T = 0`` gives the mode ``f(0)``. A conditional flow
+        draws from ``p(x | context)`` (see `embed_context` for ``context=None``).
 
         Raises:
           TypeError / ValueError: ``n`` not an integer >= 1, ``temperature`` negative or not
