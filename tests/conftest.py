@@ -11,12 +11,13 @@ workers and subprocesses through the environment, and is removed at the end. A
 ``JAX_COMPILATION_CACHE_DIR`` set by the caller is used as is and kept.
 
 The session also compiles with XLA's backend (LLVM) optimization level 0
-(``--xla_backend_optimization_level=0`` in ``XLA_FLAGS``, unless the caller's flags set a
-level): the suite checks outputs, not speed, and its programs are tiny, so code-generation
-time is most of their cost. The HLO the tests check is the same; only the machine code is
-less optimized (measured: tests/test_flows_models.py and test_autoregressive_models.py on
-2 workers, 180 s -> 93 s). Timings printed by the benchmark smoke tests under pytest are
-therefore not benchmark numbers; run the benchmarks themselves for those.
+(``--xla_backend_optimization_level=0``) and without XLA:CPU's MLIR fusion emitters
+(``--xla_cpu_use_fusion_emitters=false``, the older LLVM IR emitters), each unless the
+caller's ``XLA_FLAGS`` set it: the suite checks outputs, not speed, and its programs are
+tiny, so code generation is most of their cost. The HLO the tests check is the same; only
+the machine code differs (what each buys, measured on 2 cores: docs/PERFORMANCE_NOTES.md).
+Timings printed by the benchmark smoke tests under pytest are therefore not benchmark
+numbers; run the benchmarks themselves for those.
 """
 import os
 import shutil
@@ -28,10 +29,11 @@ if "PYTEST_XDIST_WORKER" not in os.environ and "JAX_COMPILATION_CACHE_DIR" not i
     os.environ["JAX_COMPILATION_CACHE_DIR"] = _OWNED
     # every program, however quick to compile: the suite compiles thousands of small ones
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-if ("PYTEST_XDIST_WORKER" not in os.environ
-        and "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", "")):
-    os.environ["XLA_FLAGS"] = " ".join(
-        filter(None, [os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0"]))
+_TEST_XLA_FLAGS = {"xla_backend_optimization_level": "0", "xla_cpu_use_fusion_emitters": "false"}
+if "PYTEST_XDIST_WORKER" not in os.environ:
+    _flags = os.environ.get("XLA_FLAGS", "")
+    os.environ["XLA_FLAGS"] = " ".join(filter(None, [_flags] + [
+        f"--{name}={value}" for name, value in _TEST_XLA_FLAGS.items() if name not in _flags]))
 
 
 def pytest_unconfigure(config):
