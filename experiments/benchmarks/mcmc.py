@@ -373,9 +373,9 @@ def bench_rbm_samplers(num_steps: int, num_draws: int, rounds: int, num_burnin: 
     * Energy evaluations: counted as ``[V] x [V, H]`` products per chain per step, the
       cost of one ``F(v)``: block Gibbs 2 (``v W``, ``h W^T``), GWG 2 (``F`` and its
       gradient ``-b - W sigmoid(c + v W)`` at the proposal), PT ``2 R`` for the rungs' sweeps
-      plus the swaps' ``log pi`` evaluations (``swap_evals``: ``3 R - 2`` when each
-      ``log pi_r(x)`` is its own product, ``R`` when the model shares ``x W`` across
-      temperatures). ``ess_per_energy_eval = ESS / (chains x steps x evals_per_step)``.
+      plus ``R`` for the swaps (``swap_evals``: ``log pi_beta(x_r)`` at the three
+      temperatures ``beta_{r-1}, beta_r, beta_{r+1}`` share one ``x_r W``).
+      ``ess_per_energy_eval = ESS / (chains x steps x evals_per_step)``.
     """
     from jaxgen.mcmc.diagnostics import effective_sample_size
     from jaxgen.mcmc.tempering import geometric_ladder, parallel_tempering, swap_acceptance
@@ -469,7 +469,7 @@ def bench_rbm_samplers(num_steps: int, num_draws: int, rounds: int, num_burnin: 
         num, t = programs[name]
         rate = num * t / best[name]  # steps/s of each chain (all chains at once)
         run_s = num_records * thin / rate  # seconds of the recorded run at that rate
-        swap_evals = 3 * num_rungs - 2
+        swap_evals = num_rungs
         evals = {"parallel_tempering": 2 * num_rungs + swap_evals}.get(name, 2)
         total_evals = num_chains * num_records * thin * evals
         out = dict(bench="rbm_ess", sampler=name, shape="784x500", chains=num_chains,
