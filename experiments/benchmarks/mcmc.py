@@ -67,6 +67,10 @@ from jaxgen.training.steps import make_train_step
 _QUICK = flags.DEFINE_bool("quick", False, "Short timings (smoke test).")
 _DATA = flags.DEFINE_string("data", "../shared/data/binarized_mnist.npz",
                             "Binarized MNIST .npz (train array).")
+_RBM_WORKDIR = flags.DEFINE_string(
+    "rbm_workdir", "", "rbm_ess: a finished 784x500 BernoulliRBM run (experiments.main) whose "
+    "weights replace the random ones; PT then tempers towards the data's base rates and the "
+    "chains start at training images (--data).")
 _ONLY = flags.DEFINE_list("only", [], "Run only these benches (matmul, rbm_gibbs, "
                           "rbm_pcd_epoch, mala, rbm_ess); all by default.")
 _KEY_IMPL = flags.DEFINE_string("key_impl", "threefry2x32",
@@ -347,7 +351,8 @@ def bench_mala(num_steps: int, rounds: int) -> dict:
 
 def bench_rbm_samplers(num_steps: int, num_draws: int, rounds: int, num_burnin: int,
                        gwg_thin: int, num_rungs: int = 10, min_beta: float = 0.1,
-                       separate_timing: bool = True) -> list[dict]:
+                       separate_timing: bool = True, rbm_workdir: str = "",
+                       data: np.ndarray | None = None) -> list[dict]:
     """Block Gibbs, Gibbs-with-gradients and parallel tempering on the ``rbm_gibbs`` workload
     (784x500 RBM, ``init_scale=0.05``, seed 0; 100 chains): steps/s and ESS per second and
     per energy evaluation, one record per sampler (``bench="rbm_ess"``).
@@ -358,6 +363,9 @@ def bench_rbm_samplers(num_steps: int, num_draws: int, rounds: int, num_burnin: 
     geometric ladder from 1 to ``min_beta``, tempered towards Bernoulli(1/2)). All start from
     the same 100 states, ``num_burnin`` block Gibbs sweeps after the ``rbm_gibbs`` start
     (PT then makes ``num_burnin / num_rungs`` PT steps more, so its hot rungs settle).
+    With ``rbm_workdir`` (a trained 784x500 RBM run) its weights and biases are used instead,
+    the chains start at the first 100 images of ``data`` and PT tempers towards ``data``'s
+    base rates (`jaxgen.energy.ais.base_rate_logits`), as PT training does.
 
     * Throughput (``separate_timing``): scans of ``num_steps`` steps (PT ``num_steps /
       num_rungs``) that record nothing, interleaved best-of ``rounds``;
@@ -382,10 +390,24 @@ def bench_rbm_samplers(num_steps: int, num_draws: int, rounds: int, num_burnin: 
 
     num_chains, num_visible = 100, 784
     rbm = BernoulliRBM(num_visible, 500, rngs=nnx.Rngs(0), init_scale=0.05)
-    graphdef, state = nnx.split(rbm)
-    betas = geometric_ladder(num_rungs, min_beta)
     v0 = (jax.random.uniform(jax.random.key(0), (num_chains, num_visible)) < 0.2
           ).astype(jnp.int32)
+    base = None
+    if rbm_workdir:
+        from experiments.load import load_run
+        from jaxgen.energy.ais import base_rate_logits
+
+        trained = load_run(rbm_workdir).model
+        if (trained.num_visible, trained.num_hidden) != (num_visible, 500):
+            raise ValueError(f"--rbm_workdir must hold a 784x500 RBM, got "
+                             f"{trained.num_visible}x{trained.num_hidden}")
+        for name in ("weights", "visible_bias", "hidden_bias"):
+            getattr(rbm, name).value = getattr(trained, name)[...]
+        flat = np.asarray(data).reshape(len(data), -1)
+        v0 = jnp.asarray(flat[:num_chains], jnp.int32)
+        base = jnp.asarray(base_rate_logits(flat), jnp.float32)
+    graphdef, state = nnx.split(rbm)
+    betas = geometric_ladder(num_rungs, min_beta)
     names = ("block_gibbs", "gibbs_with_gradients", "parallel_tempering")
 
     def kernel(model, name):
@@ -394,7 +416,7 @@ def bench_rbm_samplers(num_steps: int, num_draws: int, rounds: int, num_burnin: 
         if name == "gibbs_with_gradients":
             return mcmc.gibbs_with_gradients(
                 lambda v: -model.free_energy_flat(v[None].astype(jnp.float32))[0])
-        return parallel_tempering(*model.tempering(), betas)
+        return parallel_tempering(*model.tempering(base), betas)
 
     first_call_s, first_out = {}, {}
 
@@ -473,6 +495,7 @@ def bench_rbm_samplers(num_steps: int, num_draws: int, rounds: int, num_burnin: 
         evals = {"parallel_tempering": 2 * num_rungs + swap_evals}.get(name, 2)
         total_evals = num_chains * num_records * thin * evals
         out = dict(bench="rbm_ess", sampler=name, shape="784x500", chains=num_chains,
+                   rbm=rbm_workdir or "random init_scale=0.05",
                    key_impl=_KEY_IMPL.value, chain_steps_per_s=num_chains * rate,
                    compile_s=first_call_s[(name, num, t, not separate_timing)] - best[name],
                    timing_includes_statistics=not separate_timing,
@@ -520,7 +543,9 @@ def main(argv):
         records.extend(bench_rbm_samplers(
             num_steps=200, num_draws=16 if quick else 1000, rounds=1 if quick else 7,
             num_burnin=0 if quick else 400, gwg_thin=2 if quick else 10,
-            num_rungs=4 if quick else 10, separate_timing=not quick))
+            num_rungs=4 if quick else 10, separate_timing=not quick,
+            rbm_workdir=_RBM_WORKDIR.value,
+            data=_mnist(_DATA.value) if _RBM_WORKDIR.value else None))
     for r in records:
         print(json.dumps({**r, **_device()}), flush=True)
 
