@@ -378,6 +378,9 @@ def bench_rbm_samplers(num_steps: int, num_draws: int, rounds: int, num_burnin: 
       (``mean_visible_ess``). `jaxgen.mcmc.diagnostics.effective_sample_size` over the
       ``[chains, draws]`` trace (Geyer's initial monotone sequence, multi-chain) is the ESS
       of the run's ``chains x draws`` draws; ``ess_per_s = ESS / (steps / step rate)``.
+      Split R-hat of the same traces (``rhat``, ``mean_visible_rhat``): well above 1 means
+      the chains have not mixed and the ESS is not to be trusted beyond "about one draw per
+      chain".
     * Energy evaluations: counted as ``[V] x [V, H]`` products per chain per step, the
       cost of one ``F(v)``: block Gibbs 2 (``v W``, ``h W^T``), GWG 2 (``F`` and its
       gradient ``-b - W sigmoid(c + v W)`` at the proposal), PT ``2 R`` for the rungs' sweeps
@@ -385,7 +388,7 @@ def bench_rbm_samplers(num_steps: int, num_draws: int, rounds: int, num_burnin: 
       temperatures ``beta_{r-1}, beta_r, beta_{r+1}`` share one ``x_r W``).
       ``ess_per_energy_eval = ESS / (chains x steps x evals_per_step)``.
     """
-    from jaxgen.mcmc.diagnostics import effective_sample_size
+    from jaxgen.mcmc.diagnostics import effective_sample_size, split_rhat
     from jaxgen.mcmc.tempering import geometric_ladder, parallel_tempering, swap_acceptance
 
     num_chains, num_visible = 100, 784
@@ -488,6 +491,7 @@ def bench_rbm_samplers(num_steps: int, num_draws: int, rounds: int, num_burnin: 
         stats, info = first_out[name, num_records, thin, True][1]
         stats = np.asarray(stats, np.float64).transpose(1, 0, 2)  # [C, S, 2]
         ess, mean_visible_ess = (float(e) for e in effective_sample_size(stats))
+        rhat, mean_visible_rhat = (float(r) for r in split_rhat(stats))
         num, t = programs[name]
         rate = num * t / best[name]  # steps/s of each chain (all chains at once)
         run_s = num_records * thin / rate  # seconds of the recorded run at that rate
@@ -500,7 +504,9 @@ def bench_rbm_samplers(num_steps: int, num_draws: int, rounds: int, num_burnin: 
                    compile_s=first_call_s[(name, num, t, not separate_timing)] - best[name],
                    timing_includes_statistics=not separate_timing,
                    draws_per_chain=num_records, steps_per_draw=thin,
-                   evals_per_step=evals, ess=ess, ess_per_s=ess / run_s,
+                   evals_per_step=evals, ess=ess, rhat=rhat,
+                   mean_visible_rhat=mean_visible_rhat,
+                   ess_per_s=ess / run_s,
                    ess_per_energy_eval=ess / total_evals, mean_visible_ess=mean_visible_ess,
                    mean_visible_ess_per_s=mean_visible_ess / run_s,
                    mean_visible_ess_per_energy_eval=mean_visible_ess / total_evals)
