@@ -1,6 +1,7 @@
 """MCMC and RBM throughput, one JSON line per measurement.
 
-``python -m experiments.benchmarks.mcmc [--quick] [--data PATH] [--key_impl threefry2x32]``
+``python -m experiments.benchmarks.mcmc [--quick] [--data PATH] [--key_impl threefry2x32]
+[--only BENCH,...] [--rbm_workdir RUN]``
 
 Comparisons run in the same process, interleaved (``A, B, A, B, ...``) and each side keeps
 its best round, so a load spike from other jobs on the machine hits both sides alike;
@@ -42,6 +43,11 @@ its best round, so a load spike from other jobs on the machine hits both sides a
   blackjax's MALA (if installed) on the identical workload: same energy weights, step size
   1e-4, chains, initial positions and keys; ``max_abs_position_diff`` compares the final
   positions of the two (0 when both draw the same random numbers; target ratio >= 1).
+* ``rbm_ess`` (one record per sampler: ``block_gibbs``, ``gibbs_with_gradients``,
+  ``parallel_tempering``): the ``rbm_gibbs`` RBM (or a trained one, ``--rbm_workdir``), 100
+  chains, chain-steps/s and the ESS of the free energy and of the mean visible unit
+  (`jaxgen.mcmc.diagnostics`) per second and per energy evaluation, split R-hat, PT's swap
+  acceptance per rung; see `bench_rbm_samplers`. ``--only=rbm_ess`` runs just these.
 """
 from __future__ import annotations
 
