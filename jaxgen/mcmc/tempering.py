@@ -169,9 +169,10 @@ def _exchange(a: Array, swap_up: Array, swap_down: Array) -> Array:
     applied as one gather along the rung axis.
 
     (Selects of shifted copies, ``where(swap_up, a[1:] ++ a[-1:], ...)``, compute the same
-    values, but XLA on CPU fuses the producer of ``a``, a tempered Gibbs sweep's Bernoulli
-    draws, into each shifted read and recomputes it: a 784x500 RBM ladder's PT step took
-    101 ms that way against 49 ms with the gather; see docs/ENERGY_RESULTS.md.)"""
+    values, but on CPU a 784x500 RBM ladder's PT step took 101 ms with them against 49 ms
+    with the gather, the same matmuls in both programs; most likely XLA fused the producer
+    of ``a``, the sweep's Bernoulli draws, into each shifted read. See
+    docs/ENERGY_RESULTS.md.)"""
     perm = jnp.arange(a.shape[0]) + swap_up.astype(jnp.int32) - swap_down.astype(jnp.int32)
     return jnp.take(a, perm, axis=0, mode="clip")
 
