@@ -103,9 +103,23 @@ def test_ar_sampling_benchmark_small():
 
 def test_mcmc_benchmark_quick():
     records = _run_module("experiments.benchmarks.mcmc", "--quick")
-    assert {r["bench"] for r in records} >= {"matmul", "rbm_gibbs", "rbm_pcd_epoch", "mala"}
+    assert {r["bench"] for r in records} >= {"matmul", "rbm_gibbs", "rbm_pcd_epoch", "mala",
+                                            "rbm_ess"}
     for r in records:
         assert all(math.isfinite(v) and v >= 0 for v in r.values() if isinstance(v, float)), r
+    # block Gibbs, Gibbs-with-gradients and PT on the same RBM, measured the same way
+    ess = {r["sampler"]: r for r in records if r["bench"] == "rbm_ess"}
+    assert list(ess) == ["block_gibbs", "gibbs_with_gradients", "parallel_tempering"]
+    for r in ess.values():
+        for key in ("chain_steps_per_s", "ess", "ess_per_s", "ess_per_energy_eval",
+                    "mean_visible_ess", "mean_visible_ess_per_s", "evals_per_step"):
+            assert math.isfinite(r[key]) and r[key] > 0, (key, r)
+        assert r["chains"] == 100 and r["shape"] == "784x500"
+    assert ess["block_gibbs"]["ess_per_s_over_block_gibbs"] == 1.0
+    assert 0 < ess["gibbs_with_gradients"]["acceptance_rate"] <= 1
+    pt = ess["parallel_tempering"]
+    assert len(pt["swap_acceptance"]) == pt["num_rungs"] - 1
+    assert all(0 <= a <= 1 for a in pt["swap_acceptance"])
 
 
 def test_flows_benchmark_quick():

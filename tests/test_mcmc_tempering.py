@@ -150,3 +150,23 @@ def test_pt_training_objective_negatives_follow_the_rbm(rbm):
     assert float(np.sum(extra["pt"].round_trips)) > 0
     with pytest.raises(ValueError, match="BernoulliRBM"):
         objective.init(object(), np.asarray(data), jax.random.key(0))
+
+
+def test_exchange_swaps_exactly_the_accepted_pairs():
+    """`_exchange` (a gather along the rung axis) against swapping the accepted disjoint
+    pairs one by one in Python, for every even/odd pattern of accepted pairs on 6 rungs."""
+    from jaxgen.mcmc.tempering import _exchange
+
+    a = np.arange(6 * 3, dtype=np.int32).reshape(6, 3)
+    for parity in (0, 1):
+        pairs = [r for r in range(5) if r % 2 == parity]
+        for bits in range(2 ** len(pairs)):
+            accepted = np.zeros(5, bool)
+            accepted[[r for i, r in enumerate(pairs) if bits >> i & 1]] = True
+            expected = a.copy()
+            for r in np.flatnonzero(accepted):
+                expected[[r, r + 1]] = expected[[r + 1, r]]
+            swap_up = np.append(accepted, False)
+            swap_down = np.insert(accepted, 0, False)
+            np.testing.assert_array_equal(_exchange(jnp.asarray(a), swap_up, swap_down),
+                                          expected)

@@ -1,6 +1,7 @@
 """MCMC and RBM throughput, one JSON line per measurement.
 
-``python -m experiments.benchmarks.mcmc [--quick] [--data PATH] [--key_impl threefry2x32]``
+``python -m experiments.benchmarks.mcmc [--quick] [--data PATH] [--key_impl threefry2x32]
+[--only BENCH,...] [--rbm_workdir RUN]``
 
 Comparisons run in the same process, interleaved (``A, B, A, B, ...``) and each side keeps
 its best round, so a load spike from other jobs on the machine hits both sides alike;
@@ -42,9 +43,15 @@ its best round, so a load spike from other jobs on the machine hits both sides a
   blackjax's MALA (if installed) on the identical workload: same energy weights, step size
   1e-4, chains, initial positions and keys; ``max_abs_position_diff`` compares the final
   positions of the two (0 when both draw the same random numbers; target ratio >= 1).
+* ``rbm_ess`` (one record per sampler: ``block_gibbs``, ``gibbs_with_gradients``,
+  ``parallel_tempering``): the ``rbm_gibbs`` RBM (or a trained one, ``--rbm_workdir``), 100
+  chains, chain-steps/s and the ESS of the free energy and of the mean visible unit
+  (`jaxgen.mcmc.diagnostics`) per second and per energy evaluation, split R-hat, PT's swap
+  acceptance per rung; see `bench_rbm_samplers`. ``--only=rbm_ess`` runs just these.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -66,6 +73,12 @@ from jaxgen.training.steps import make_train_step
 _QUICK = flags.DEFINE_bool("quick", False, "Short timings (smoke test).")
 _DATA = flags.DEFINE_string("data", "../shared/data/binarized_mnist.npz",
                             "Binarized MNIST .npz (train array).")
+_RBM_WORKDIR = flags.DEFINE_string(
+    "rbm_workdir", "", "rbm_ess: a finished 784x500 BernoulliRBM run (experiments.main) whose "
+    "weights replace the random ones; PT then tempers towards the data's base rates and the "
+    "chains start at training images (--data).")
+_ONLY = flags.DEFINE_list("only", [], "Run only these benches (matmul, rbm_gibbs, "
+                          "rbm_pcd_epoch, mala, rbm_ess); all by default.")
 _KEY_IMPL = flags.DEFINE_string("key_impl", "threefry2x32",
                                 "PRNG key implementation of the jaxgen runs (jax.random.key impl).")
 
@@ -342,19 +355,209 @@ def bench_mala(num_steps: int, rounds: int) -> dict:
     return {**out, **_load()}
 
 
+def bench_rbm_samplers(num_steps: int, num_draws: int, rounds: int, num_burnin: int,
+                       gwg_thin: int, num_rungs: int = 10, min_beta: float = 0.1,
+                       separate_timing: bool = True, rbm_workdir: str = "",
+                       data: np.ndarray | None = None) -> list[dict]:
+    """Block Gibbs, Gibbs-with-gradients and parallel tempering on the ``rbm_gibbs`` workload
+    (784x500 RBM, ``init_scale=0.05``, seed 0; 100 chains): steps/s and ESS per second and
+    per energy evaluation, one record per sampler (``bench="rbm_ess"``).
+
+    Every sampler is the library's one-chain ``(init, step)`` kernel vmapped over the chains
+    (``BernoulliRBM.gibbs_kernel``; ``mcmc.gibbs_with_gradients`` on ``-F(v)``;
+    ``mcmc.parallel_tempering`` over ``BernoulliRBM.tempering()``: block-Gibbs rungs on a
+    geometric ladder from 1 to ``min_beta``, tempered towards Bernoulli(1/2)). All start from
+    the same 100 states, ``num_burnin`` block Gibbs sweeps after the ``rbm_gibbs`` start
+    (PT then makes ``num_burnin / num_rungs`` PT steps more, so its hot rungs settle).
+    With ``rbm_workdir`` (a trained 784x500 RBM run) its weights and biases are used instead,
+    the chains start at the first 100 images of ``data`` and PT tempers towards ``data``'s
+    base rates (`jaxgen.energy.ais.base_rate_logits`), as PT training does.
+
+    * Throughput (``separate_timing``): scans of ``num_steps`` steps (PT ``num_steps /
+      num_rungs``) that record nothing, interleaved best-of ``rounds``;
+      ``chain_steps_per_s`` = chains x steps / s, a PT step being one ladder step (a sweep
+      of every rung, then the even-odd swaps). Without ``separate_timing`` (``--quick``)
+      the recording runs below are timed themselves (``timing_includes_statistics``).
+    * ESS: a run of ``num_draws`` draws per chain (GWG: one every ``gwg_thin`` steps; PT:
+      ``num_draws / 4`` steps) records two statistics of each chain's (PT: cold rung's)
+      state: the free energy ``F(v)`` (``ess``) and the mean visible unit
+      (``mean_visible_ess``). `jaxgen.mcmc.diagnostics.effective_sample_size` over the
+      ``[chains, draws]`` trace (Geyer's initial monotone sequence, multi-chain) is the ESS
+      of the run's ``chains x draws`` draws; ``ess_per_s = ESS / (steps / step rate)``.
+      Split R-hat of the same traces (``rhat``, ``mean_visible_rhat``): well above 1 means
+      the chains have not mixed and the ESS is not to be trusted beyond "about one draw per
+      chain".
+    * Energy evaluations: counted as ``[V] x [V, H]`` products per chain per step, the
+      cost of one ``F(v)``: block Gibbs 2 (``v W``, ``h W^T``), GWG 2 (``F`` and its
+      gradient ``-b - W sigmoid(c + v W)`` at the proposal), PT ``2 R`` for the rungs' sweeps
+      plus ``R`` for the swaps (``swap_evals``: ``log pi_beta(x_r)`` at the three
+      temperatures ``beta_{r-1}, beta_r, beta_{r+1}`` share one ``x_r W``).
+      ``ess_per_energy_eval = ESS / (chains x steps x evals_per_step)``.
+    """
+    from jaxgen.mcmc.diagnostics import effective_sample_size, split_rhat
+    from jaxgen.mcmc.tempering import geometric_ladder, parallel_tempering, swap_acceptance
+
+    num_chains, num_visible = 100, 784
+    rbm = BernoulliRBM(num_visible, 500, rngs=nnx.Rngs(0), init_scale=0.05)
+    v0 = (jax.random.uniform(jax.random.key(0), (num_chains, num_visible)) < 0.2
+          ).astype(jnp.int32)
+    base = None
+    if rbm_workdir:
+        from experiments.load import load_run
+        from jaxgen.energy.ais import base_rate_logits
+
+        trained = load_run(rbm_workdir).model
+        if (trained.num_visible, trained.num_hidden) != (num_visible, 500):
+            raise ValueError(f"--rbm_workdir must hold a 784x500 RBM, got "
+                             f"{trained.num_visible}x{trained.num_hidden}")
+        for name in ("weights", "visible_bias", "hidden_bias"):
+            getattr(rbm, name).value = getattr(trained, name)[...]
+        flat = np.asarray(data).reshape(len(data), -1)
+        v0 = jnp.asarray(flat[:num_chains], jnp.int32)
+        base = jnp.asarray(base_rate_logits(flat), jnp.float32)
+    graphdef, state = nnx.split(rbm)
+    betas = geometric_ladder(num_rungs, min_beta)
+    names = ("block_gibbs", "gibbs_with_gradients", "parallel_tempering")
+
+    def kernel(model, name):
+        if name == "block_gibbs":
+            return model.gibbs_kernel()
+        if name == "gibbs_with_gradients":
+            return mcmc.gibbs_with_gradients(
+                lambda v: -model.free_energy_flat(v[None].astype(jnp.float32))[0])
+        return parallel_tempering(*model.tempering(base), betas)
+
+    first_call_s, first_out = {}, {}
+
+    @functools.lru_cache(maxsize=None)
+    def runner(name, num_records, thin, record):
+        """jitted ``(state, key, chain_states) -> (chain_states, (stats, infos) | None)``:
+        ``num_records x thin`` steps of every chain; with ``record``, the statistics
+        ``[num_records, C, 2]`` (free energy, mean visible unit of each chain's target-rung
+        state) after every ``thin`` steps, and the step infos."""
+        @jax.jit
+        def run(state, key, st):
+            model = nnx.merge(graphdef, state)
+            step = jax.vmap(kernel(model, name).step)
+
+            def one(st, k):
+                return step(jax.random.split(k, num_chains), st)
+
+            def body(st, k):
+                st, info = jax.lax.scan(one, st, jax.random.split(k, thin))
+                if not record:
+                    return st, None
+                v = (st.position[:, 0] if name == "parallel_tempering" else st.position
+                     ).astype(jnp.float32)  # [C, V]
+                stats = jnp.stack([model.free_energy_flat(v), v.mean(axis=1)], -1)  # [C, 2]
+                return st, (stats, info)
+            return jax.lax.scan(body, st, jax.random.split(key, num_records))
+
+        def call(*args):  # the first call's seconds: compilation + one run
+            if (name, num_records, thin, record) not in first_call_s:
+                t0 = time.perf_counter()
+                out = jax.block_until_ready(run(*args))
+                first_call_s[name, num_records, thin, record] = time.perf_counter() - t0
+                first_out[name, num_records, thin, record] = out
+                return out
+            return run(*args)
+        return call
+
+    @jax.jit
+    def init(state, v):
+        model = nnx.merge(graphdef, state)
+        ladder = jnp.broadcast_to(v[:, None], (num_chains, num_rungs, num_visible))
+        return {name: jax.vmap(kernel(model, name).init)(ladder if name == "parallel_tempering"
+                                                          else v) for name in names}
+
+    timed = {"block_gibbs": (num_steps, 1), "gibbs_with_gradients": (num_steps, 1),
+             "parallel_tempering": (max(1, num_steps // num_rungs), 1)}
+    recorded = {"block_gibbs": (num_draws, 1), "gibbs_with_gradients": (num_draws, gwg_thin),
+                "parallel_tempering": (max(4, num_draws // 4), 1)}
+    starts = init(state, v0)
+    for i in range(num_burnin // num_steps):  # with the timed programs: compiled once
+        starts["block_gibbs"] = runner("block_gibbs", num_steps, 1, False)(
+            state, _key(30 + i), starts["block_gibbs"])[0]
+    if num_burnin:
+        starts = init(state, starts["block_gibbs"].position)
+        for i in range(num_burnin // num_steps):
+            starts["parallel_tempering"] = runner(
+                "parallel_tempering", *timed["parallel_tempering"], False)(
+                state, _key(40 + i), starts["parallel_tempering"])[0]
+    programs = timed if separate_timing else recorded
+    fns = {name: (lambda run, st: lambda: run(state, _key(5), st)[0])(
+        runner(name, *programs[name], separate_timing is False), starts[name])
+        for name in names}
+    best = _interleaved(fns, rounds)
+    records = []
+    for name in names:
+        num_records, thin = recorded[name]
+        if (name, num_records, thin, True) not in first_out:  # (timed: already recorded)
+            runner(name, num_records, thin, True)(state, _key(5), starts[name])
+        stats, info = first_out[name, num_records, thin, True][1]
+        stats = np.asarray(stats, np.float64).transpose(1, 0, 2)  # [C, S, 2]
+        ess, mean_visible_ess = (float(e) for e in effective_sample_size(stats))
+        rhat, mean_visible_rhat = (float(r) for r in split_rhat(stats))
+        num, t = programs[name]
+        rate = num * t / best[name]  # steps/s of each chain (all chains at once)
+        run_s = num_records * thin / rate  # seconds of the recorded run at that rate
+        swap_evals = num_rungs
+        evals = {"parallel_tempering": 2 * num_rungs + swap_evals}.get(name, 2)
+        total_evals = num_chains * num_records * thin * evals
+        out = dict(bench="rbm_ess", sampler=name, shape="784x500", chains=num_chains,
+                   rbm=rbm_workdir or "random init_scale=0.05",
+                   key_impl=_KEY_IMPL.value, chain_steps_per_s=num_chains * rate,
+                   compile_s=first_call_s[(name, num, t, not separate_timing)] - best[name],
+                   timing_includes_statistics=not separate_timing,
+                   draws_per_chain=num_records, steps_per_draw=thin,
+                   evals_per_step=evals, ess=ess, rhat=rhat,
+                   mean_visible_rhat=mean_visible_rhat,
+                   ess_per_s=ess / run_s,
+                   ess_per_energy_eval=ess / total_evals, mean_visible_ess=mean_visible_ess,
+                   mean_visible_ess_per_s=mean_visible_ess / run_s,
+                   mean_visible_ess_per_energy_eval=mean_visible_ess / total_evals)
+        if name == "gibbs_with_gradients":
+            out["acceptance_rate"] = float(np.mean(np.asarray(info.acceptance_rate)))
+        if name == "parallel_tempering":
+            rates = swap_acceptance(info)
+            out.update(num_rungs=num_rungs, min_beta=min_beta, swap_evals=swap_evals,
+                       rung_sweeps_per_s=num_chains * num_rungs * rate,
+                       swap_acceptance=[round(float(r), 4) for r in rates],
+                       swap_acceptance_min=float(np.min(rates)))
+        records.append(out)
+    for r in records:
+        r["ess_per_s_over_block_gibbs"] = r["ess_per_s"] / records[0]["ess_per_s"]
+        r["ess_per_energy_eval_over_block_gibbs"] = (r["ess_per_energy_eval"]
+                                                     / records[0]["ess_per_energy_eval"])
+    return [{**r, **_load()} for r in records]
+
+
 def main(argv):
     del argv
     quick = _QUICK.value
+    wanted = lambda bench: not _ONLY.value or bench in _ONLY.value
     repeats = 2 if quick else 5
-    mm = bench_matmul(repeats)
-    records = [mm]
+    records = []
+    if any(map(wanted, ("matmul", "rbm_gibbs", "rbm_pcd_epoch"))):
+        mm = bench_matmul(repeats)  # the reference of the RBM benches' fraction_of_peak
+        records += [mm] if wanted("matmul") else []
     rounds = 2 if quick else 11
-    records.append(bench_rbm_gibbs(20 if quick else 200, rounds, mm["gflops"],
-                                   mm["rbm_shape_gflops"]))
-    records.append(bench_pcd_epoch(_mnist(_DATA.value)[: 5000 if quick else 50000],
-                                   20 if quick else 500, 2 if quick else 5, mm["gflops"],
-                                   mm["rbm_shape_gflops"]))
-    records.append(bench_mala(5 if quick else 20, 2 if quick else 15))
+    if wanted("rbm_gibbs"):
+        records.append(bench_rbm_gibbs(20 if quick else 200, rounds, mm["gflops"],
+                                       mm["rbm_shape_gflops"]))
+    if wanted("rbm_pcd_epoch"):
+        records.append(bench_pcd_epoch(_mnist(_DATA.value)[: 5000 if quick else 50000],
+                                       20 if quick else 500, 2 if quick else 5, mm["gflops"],
+                                       mm["rbm_shape_gflops"]))
+    if wanted("mala"):
+        records.append(bench_mala(5 if quick else 20, 2 if quick else 15))
+    if wanted("rbm_ess"):
+        records.extend(bench_rbm_samplers(
+            num_steps=200, num_draws=16 if quick else 1000, rounds=1 if quick else 7,
+            num_burnin=0 if quick else 400, gwg_thin=2 if quick else 10,
+            num_rungs=4 if quick else 10, separate_timing=not quick,
+            rbm_workdir=_RBM_WORKDIR.value,
+            data=_mnist(_DATA.value) if _RBM_WORKDIR.value else None))
     for r in records:
         print(json.dumps({**r, **_device()}), flush=True)
 

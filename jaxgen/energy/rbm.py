@@ -273,7 +273,9 @@ class BernoulliRBM(_RBM):
             return rng.bernoulli_from_probs(key, jax.nn.sigmoid(logits))
 
         def sample_visible(key, h):
-            logits = beta * (w @ h + self.visible_bias[...]) + (1.0 - beta) * base
+            # h W^T, not W h: batched over chains the logits then come out [N, V], the
+            # layout of the visible states (W h gives [V, N] and a transpose per sweep)
+            logits = beta * (h @ w.T + self.visible_bias[...]) + (1.0 - beta) * base
             v = rng.bernoulli_from_probs(key, jax.nn.sigmoid(logits))
             return v.reshape(self.event_shape).astype(jnp.int32)
 
