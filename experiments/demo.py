@@ -5,7 +5,7 @@
 
 * ``runs/demo/report.md``: one table row per model (data set, test NLL in nats and
   bits/dim, parameters, training time, steps/s, time to draw 100 samples), the sample
-  grids, and the environment;
+  grids (per class for the class-conditional model), and the environment;
 * ``runs/demo/results.json``: the same rows plus the environment, as data.
 
 A new model family joins the demo by adding its config name to `DEMO_CONFIGS`.
@@ -38,6 +38,7 @@ DEMO_CONFIGS = (
     "realnvp_vector_digits",
     "glow_digits",
     "made_digits",
+    "made_digits_conditional",
     "pixelcnn_digits",
     "gated_pixelcnn_digits",
     "transformer_digits",
@@ -71,6 +72,8 @@ def _row(name: str, results: dict) -> dict:
     dataset = results["dataset"]
     if results.get("dequantize", "none") != "none":
         dataset += f" ({results['dequantize']} dequantization)"
+    if results["config"]["data"].get("conditional"):
+        dataset += ", given the class"
     return {
         "config": name,
         "model": results["model"],
@@ -86,6 +89,8 @@ def _row(name: str, results: dict) -> dict:
                         if "samples" in results.get("files", {}) else None),
         "curves_png": (os.path.join(name, results["files"]["curves"])
                        if "curves" in results.get("files", {}) else None),
+        "class_samples_png": (os.path.join(name, results["files"]["class_samples"])
+                              if "class_samples" in results.get("files", {}) else None),
     }
 
 
@@ -111,6 +116,16 @@ def markdown_report(rows: list[dict], env: dict, wall_s: float) -> str:
         if row["samples_png"]:
             lines += [f"**{row['model']}** on {row['dataset']}", "",
                       f"![{row['config']} samples]({row['samples_png']})", ""]
+    conditional = [row for row in rows if row.get("class_samples_png")]
+    if conditional:
+        lines += ["## Samples per class", "",
+                  "Class-conditional models: row `c` holds draws of `p(x | y = c)`, digits "
+                  "0 (top) to 9. `python -m experiments.class_samples --workdir <run>` "
+                  "measures how often a classifier agrees with the asked-for class.", ""]
+        for row in conditional:
+            lines += [f"**{row['model']}** on {row['dataset']} (`{row['config']}`)", "",
+                      f"![{row['config']} samples per class]({row['class_samples_png']})",
+                      ""]
     lines += ["## Learning curves", "",
               "Train and validation bits/dim against the step (`curves.png` of each run; "
               "`tensorboard --logdir runs/demo` shows the same scalars).", ""]

@@ -79,13 +79,18 @@ def model_label(results: dict) -> str:
 
 
 def data_label(results: dict) -> str:
-    """E.g. ``digits (17 levels)``, ``dequantized digits``, ``binarized digits``."""
+    """E.g. ``digits (17 levels)``, ``dequantized digits``, ``binarized digits``; a
+    class-conditional run adds ``, given the class``."""
     name, levels = results["dataset"], results["num_levels"]
     if name.endswith("_binarized"):
         return f"binarized {name[:-len('_binarized')]}"
     if results.get("dequantize", "none") != "none":
-        return f"{results['dequantize']}ly dequantized {name} ({levels} levels)"
-    return f"{name} ({levels} levels)"
+        label = f"{results['dequantize']}ly dequantized {name} ({levels} levels)"
+    else:
+        label = f"{name} ({levels} levels)"
+    if results["config"]["data"].get("conditional"):
+        label += ", given the class"
+    return label
 
 
 def _sample_ms(results: dict) -> str:

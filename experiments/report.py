@@ -9,6 +9,7 @@ import time
 from typing import Callable
 
 import jax
+import numpy as np
 from absl import logging
 from flax import nnx
 
@@ -57,7 +58,9 @@ def time_sampling(model: nnx.Module, key, num_samples: int, repeats: int = 5):
 
 
 def write_plots(exp: Experiment, model: nnx.Module, samples, workdir: str) -> dict:
-    """``samples.png`` (and ``density.png`` for 2D data); returns ``{name: path}``."""
+    """``samples.png`` (and ``density.png`` for 2D data, ``class_samples.png`` for images of a
+    conditional data set: row ``c`` holds ``plot_ncols`` draws of ``p(x | y = c)``); returns
+    ``{name: path}``."""
     settings, event_shape = exp.settings, exp.dataset.event_shape
     num_plot = settings.eval.num_plot_samples
     if samples.shape[0] >= num_plot:
@@ -72,6 +75,14 @@ def write_plots(exp: Experiment, model: nnx.Module, samples, workdir: str) -> di
         scale = max(1, 64 // max(event_shape[:2]))  # small images get bigger pixels
         viz.save_image_grid(path, values, num_levels, settings.eval.plot_ncols, scale=scale)
         files["samples"] = path
+        if exp.dataset.is_conditional:  # one row per class: p(x | y = row)
+            per_class, k = settings.eval.plot_ncols, exp.dataset.num_classes
+            labels = np.repeat(np.arange(k), per_class)  # [k * per_class]
+            draws = jit_sampler(model, k * per_class, context=labels)(
+                jax.random.fold_in(jax.random.key(settings.seed), _PLOT_KEY + 1))
+            files["class_samples"] = os.path.join(workdir, "class_samples.png")
+            viz.save_image_grid(files["class_samples"], exp.preprocessing.to_data(draws),
+                                num_levels, per_class, scale=scale)
     elif event_shape == (2,):
         data = exp.dataset.test[:num_plot]
         files["samples"] = os.path.join(workdir, "samples.png")

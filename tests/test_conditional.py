@@ -11,6 +11,8 @@ import itertools
 
 import jax
 import jax.numpy as jnp
+import os
+
 import numpy as np
 import pytest
 from flax import nnx
@@ -225,7 +227,8 @@ def test_objective_and_evaluation_use_the_labels():
                                rtol=1e-5)
 
 
-def test_conditional_config_trains_and_refuses_unconditional_models():
+def _train_conditional_made():
+    """A conditional MADE on digits after 10 steps: ``(experiment, trained model)``."""
     from experiments import build
     from experiments.configs import made_digits, pixelcnn_digits
     from experiments.schema import ConfigError
@@ -244,11 +247,47 @@ def test_conditional_config_trains_and_refuses_unconditional_models():
     test = exp.dataset.split_data("test")
     expected = -float(jnp.mean(result.model.log_prob(test.x, context=test.context)))
     np.testing.assert_allclose(evaluate_nll(result.model, test), expected, rtol=1e-5)
+    return exp, result.model
 
+
+def test_conditional_config_trains_and_refuses_unconditional_models():
+    from experiments import build
+    from experiments.configs import pixelcnn_digits
+    from experiments.schema import ConfigError
+
+    _train_conditional_made()
     config = pixelcnn_digits.get_config()
     config.data.conditional = True
     with pytest.raises(ConfigError, match="conditional=True.*takes no context"):
         build.build_experiment(config)
+
+
+def test_conditional_run_plots_one_row_per_class(tmp_path, monkeypatch):
+    """``class_samples.png``: row ``c`` holds ``plot_ncols`` draws given class ``c``."""
+    from experiments import report
+
+    exp, model = _train_conditional_made()
+    contexts, grids = [], {}
+    real_sampler, real_grid = report.jit_sampler, report.viz.save_image_grid
+
+    def sampler(model, n, **kwargs):
+        contexts.append(kwargs.get("context"))
+        return real_sampler(model, n, **kwargs)
+
+    def grid(path, images, *args, **kwargs):
+        grids[os.path.basename(path)] = real_grid(path, images, *args, **kwargs)
+        return grids[os.path.basename(path)]
+
+    monkeypatch.setattr(report, "jit_sampler", sampler)
+    monkeypatch.setattr(report.viz, "save_image_grid", grid)
+    files = report.write_plots(exp, model, np.zeros((0, 8, 8, 1)), str(tmp_path))
+    ncols = exp.settings.eval.plot_ncols
+    assert os.path.exists(files["class_samples"])
+    np.testing.assert_array_equal(np.asarray(contexts[-1]), np.repeat(np.arange(10), ncols))
+    rows_px, cols_px = grids["class_samples.png"].shape[:2]
+    single = grids["samples.png"].shape[1] / ncols  # pixels per image column (with padding)
+    assert cols_px == grids["samples.png"].shape[1]
+    assert abs(rows_px - 10 * single) <= 8, (rows_px, single)  # 10 rows of images
 
 
 def test_softmax_temperature_sharpens_the_heads_and_is_validated():

@@ -65,7 +65,8 @@ def _abstract_build(name: str) -> dict:
     dataset = load_dataset(settings.data)
     pre = make_preprocessing(dataset, settings.data["dequantize"], jax.random.key(settings.seed))
     spec = registry.get_spec(settings.model_name)
-    data = registry.ModelData(dataset.event_shape, pre.model_num_levels, pre.init_data, pre)
+    data = registry.ModelData(dataset.event_shape, pre.model_num_levels, pre.init_data, pre,
+                              dataset.num_classes, dataset.train_labels)
     params = jax.eval_shape(lambda: nnx.state(
         spec.build_fn(settings.model, data, nnx.Rngs(settings.seed)), nnx.Param))
     results = {"config": settings.config, "dataset": dataset.name,

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxgen.checks import check_count, check_finite
+from jaxgen.checks import check_count, check_finite, concrete_min_max
 from jaxgen.types import Array
 from jaxgen.nn import mixed_precision as mp
 
@@ -59,8 +59,9 @@ def check_context(context, n: int, num_classes: int | None, context_features: in
         if jnp.shape(context) != (n,):
             raise ValueError(f"{who}: expected [{n}] class labels (one per example), got "
                              f"shape {jnp.shape(context)}")
-        if not isinstance(context, jax.core.Tracer) and n:
-            lo, hi = int(jnp.min(context)), int(jnp.max(context))
+        bounds = concrete_min_max(context)  # None for a tracer (or nothing to check)
+        if bounds is not None:
+            lo, hi = bounds
             if lo < 0 or hi >= num_classes:
                 raise ValueError(f"{who}: class labels must lie in [0, {num_classes}), "
                                  f"found min {lo} and max {hi}")
