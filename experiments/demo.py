@@ -72,7 +72,7 @@ def _row(name: str, results: dict) -> dict:
     dataset = results["dataset"]
     if results.get("dequantize", "none") != "none":
         dataset += f" ({results['dequantize']} dequantization)"
-    if results["config"]["data"].get("conditional"):
+    if results["config"].get("data", {}).get("conditional"):
         dataset += ", given the class"
     return {
         "config": name,

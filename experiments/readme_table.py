@@ -88,7 +88,7 @@ def data_label(results: dict) -> str:
         label = f"{results['dequantize']}ly dequantized {name} ({levels} levels)"
     else:
         label = f"{name} ({levels} levels)"
-    if results["config"]["data"].get("conditional"):
+    if results["config"].get("data", {}).get("conditional"):
         label += ", given the class"
     return label
 

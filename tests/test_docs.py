@@ -143,6 +143,9 @@ def test_readme_table_renders_the_runs(tmp_path):
     assert lines[4] == ("| Glow (2 levels x 8 steps) | `glow_digits` | uniformly dequantized "
                         "digits (17 levels) | 2.174 | 60,544 | 12 |")
     assert "1 x cpu" in block and "commit 0123456789ab," in block and "2 minutes" in block
+    conditional = {"config": {"data": {"conditional": True}}, "dataset": "digits",
+                   "num_levels": 17}
+    assert readme_table.data_label(conditional) == "digits (17 levels), given the class"
 
 
 def test_readme_table_check_mode(tmp_path):
