@@ -119,13 +119,19 @@ def _diagonal_bilstm(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
 
 
 @register("transformer", data_kind="discrete", objective_fn=scheduled_sampling_objective,
-          d_model=64, num_heads=4, num_layers=2,
+          conditional=True, d_model=64, num_heads=4, num_layers=2,
           mlp_ratio=4, head="auto", query_chunk=0, **SCHEDULED_SAMPLING_DEFAULTS)
 def _transformer(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
     """Causal transformer with learned positions over the raster sequence (optionally with
-    scheduled sampling)."""
+    scheduled sampling; class-conditional through a class token at position 0)."""
+    if data.num_classes is not None and mc.scheduled_sampling != "none":
+        raise ValueError("config.data.conditional=True needs teacher forcing for the "
+                         "transformer: scheduled sampling takes no context; set "
+                         f"config.model.scheduled_sampling='none' (got "
+                         f"{mc.scheduled_sampling!r})")
     return CausalTransformer(data.event_shape, data.num_levels, d_model=mc.d_model,
                              num_heads=mc.num_heads, num_layers=mc.num_layers,
                              mlp_ratio=mc.mlp_ratio, head=mc.head,
-                             query_chunk=int(mc.query_chunk), rngs=rngs)
+                             query_chunk=int(mc.query_chunk), num_classes=data.num_classes,
+                             rngs=rngs)
 
