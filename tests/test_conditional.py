@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxgen.autoregressive import MADE
+from jaxgen.autoregressive import MADE, CausalTransformer
 from jaxgen.data import Dataset, load_dataset, load_npz
 from jaxgen.data.batching import Labeled, batch_at_step, log_prob_of
 from jaxgen.data.dataset import DataFileError
@@ -121,7 +121,12 @@ ALL_3_TERNARY = jnp.asarray(list(itertools.product(range(3), repeat=3)), jnp.int
     (lambda: MADE((3,), 3, (8,), num_masks=2, ordering="random", num_classes=3,
                   rngs=nnx.Rngs(0)), ALL_3_TERNARY),
     (lambda: MADE((3,), 3, (8,), context_features=2, rngs=nnx.Rngs(0)), ALL_3_TERNARY),
-], ids=["made", "made_ensemble", "made_vector_context"])
+    (lambda: CausalTransformer((3,), 3, d_model=8, num_heads=2, num_layers=1, num_classes=3,
+                               rngs=nnx.Rngs(0)), ALL_3_TERNARY),
+    (lambda: CausalTransformer((3,), 3, d_model=8, num_heads=2, num_layers=1,
+                               context_features=2, rngs=nnx.Rngs(0)), ALL_3_TERNARY),
+], ids=["made", "made_ensemble", "made_vector_context", "transformer",
+        "transformer_vector_context"])
 def test_discrete_conditional_sums_to_one_for_every_class(make, xs):
     model = _perturb(make(), jax.random.key(2), 0.5)
     n = xs.shape[0]
@@ -208,6 +213,137 @@ def test_unconditional_models_refuse_a_context():
     made = MADE((3,), 3, (8,), rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="unconditional"):
         made.log_prob(ALL_3_TERNARY, context=jnp.zeros(27, jnp.int32))
+
+
+# ---------------------------------------------------------------------------------------
+# Class-conditional causal transformer (a class token added to the start vector).
+
+ALL_3X3_BINARY = jnp.asarray(list(itertools.product([0, 1], repeat=9)),
+                             jnp.int32).reshape(-1, 3, 3)  # [512, 3, 3]
+
+
+def _tiny_transformer(**kwargs):
+    return CausalTransformer((3, 3), 2, d_model=8, num_heads=2, num_layers=2,
+                             rngs=nnx.Rngs(0), **{"num_classes": 3, **kwargs})
+
+
+def test_conditional_transformer_sums_to_one_per_class_and_uses_the_class_token():
+    """Every 3x3 binary image, for every class: p(x | y) sums to 1. With a zero class table
+    every class is the unconditional model; moving only the table (the rest of the network
+    as built) makes the classes' distributions differ."""
+    model, plain = _tiny_transformer(), _tiny_transformer(num_classes=None)
+    n = ALL_3X3_BINARY.shape[0]
+
+    def probs(table):
+        model.context_embed.weight[...] = table
+        log_prob = jax.jit(lambda v, c: model.log_prob(v, context=c))  # traced per table
+        return [np.exp(np.asarray(log_prob(ALL_3X3_BINARY, jnp.full((n,), y)), np.float64))
+                for y in range(3)]
+
+    same = probs(jnp.zeros((3, 8)))
+    moved = probs(jax.random.normal(jax.random.key(1), (3, 8)))
+    for p in same + moved:
+        np.testing.assert_allclose(p.sum(), 1.0, atol=1e-5)
+    unconditional = np.exp(np.asarray(plain.log_prob(ALL_3X3_BINARY), np.float64))
+    for p in same:  # zero table: the start vector alone, as in the unconditional model
+        np.testing.assert_allclose(p, unconditional, rtol=1e-5, atol=1e-9)
+    for a, b in ((0, 1), (1, 2), (0, 2)):
+        assert np.abs(moved[a] - moved[b]).max() > 1e-3, (a, b)
+
+
+def test_conditional_transformer_is_autoregressive_given_the_class():
+    """d theta_i / d input_j = 0 for j >= i (raster order) with a class token at position 0,
+    and position 0's parameters depend on the class (they see nothing else)."""
+    model = _perturb(_tiny_transformer(), jax.random.key(4), 0.3)
+    x = jax.random.randint(jax.random.key(0), (3, 3, 3), 0, 2)
+    labels = jnp.array([0, 1, 2])
+    inputs = model.encode(x)  # [3, 3, 3, 2]
+
+    def params_fn(inp, y):
+        return model.params_from_inputs(inp[None], y[None])[0].reshape(9, -1)  # [D, P]
+
+    jac = jax.jit(jax.vmap(jax.jacrev(params_fn)))(inputs, labels)  # [N, D, P, 3, 3, 2]
+    dep = np.abs(np.asarray(jac).reshape(3, 9, -1, 9, 2)).max(axis=(0, 2, 4)) > 0  # [D, D]
+    assert not np.any(dep & np.triu(np.ones((9, 9), bool))), np.argwhere(dep)[:5]
+    assert dep[-1, :-1].all()  # and the last position sees all of the past
+    first = jax.vmap(lambda y: params_fn(inputs[0], y)[0])(labels)  # [3, P]
+    assert float(jnp.max(jnp.abs(first[0] - first[1]))) > 1e-4
+
+
+def test_conditional_transformer_cached_sampling_equals_naive_with_a_context():
+    model = _perturb(_tiny_transformer(), jax.random.key(5), 0.5)
+    vector = _perturb(_tiny_transformer(num_classes=None, context_features=2),
+                      jax.random.key(5), 0.5)
+    labels = jnp.array([2, 0, 1, 1, 2, 0, 0, 2])
+    vectors = jax.random.normal(jax.random.key(9), (8, 2))
+    graphdef, state = nnx.split(model)
+    vgraphdef, vstate = nnx.split(vector)
+
+    @jax.jit
+    def draws(key):
+        m, v = nnx.merge(graphdef, state), nnx.merge(vgraphdef, vstate)
+        return dict(
+            fast=m.sample(key, 8, context=labels, temperature=0.5),
+            naive=m.sample_naive(key, 8, context=labels, temperature=0.5),
+            fast_default=m.sample(key, 8), balanced=m.sample(key, 8, context=jnp.arange(8) % 3),
+            other=m.sample(key, 8, context=(labels + 1) % 3, temperature=0.5),
+            vector_fast=v.sample(key, 8, context=vectors),
+            vector_naive=v.sample_naive(key, 8, context=vectors))
+
+    out = {k: np.asarray(v) for k, v in draws(jax.random.key(7)).items()}
+    for fast, naive in (("fast", "naive"), ("vector_fast", "vector_naive")):
+        assert out[fast].shape == (8, 3, 3) and out[fast].dtype == np.int32
+        np.testing.assert_array_equal(out[fast], out[naive], err_msg=fast)
+    # context=None draws class i mod 3 for sample i
+    np.testing.assert_array_equal(out["fast_default"], out["balanced"])
+    assert not np.array_equal(out["fast"], out["other"])  # the class changes the draws
+    assert len(np.unique(out["fast"])) > 1
+
+
+def test_transformer_refuses_bad_contexts_naming_the_value():
+    model = _tiny_transformer()
+    x = ALL_3X3_BINARY[:4]
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match=r"lie in \[0, 3\), found min 0 and max 3"):
+        model.log_prob(x, context=jnp.array([0, 1, 2, 3]))
+    with pytest.raises(ValueError, match=r"lie in \[0, 3\), found min -1"):
+        model.sample(key, 2, context=jnp.array([-1, 0]))
+    with pytest.raises(TypeError, match="integers, got dtype float32"):
+        model.sample_naive(key, 2, context=jnp.zeros(2))
+    with pytest.raises(ValueError, match=r"expected \[4\] class labels.*shape \(3,\)"):
+        model.log_prob(x, context=jnp.zeros(3, jnp.int32))
+    with pytest.raises(ValueError, match="CausalTransformer is conditional: pass context"):
+        model.log_prob(x)
+    vector = _tiny_transformer(num_classes=None, context_features=2)
+    with pytest.raises(ValueError, match=r"context of shape \[2, 2\], got \(2, 3\)"):
+        vector.sample(key, 2, context=jnp.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"\[2, 2\] float vectors"):
+        vector.sample(key, 2)  # no default for a vector context
+    plain = _tiny_transformer(num_classes=None)
+    assert plain.context_embed is None
+    for call in (lambda c: plain.log_prob(x, context=c), lambda c: plain.sample(key, 4, c),
+                 lambda c: plain.sample_naive(key, 4, context=c)):
+        with pytest.raises(ValueError, match="CausalTransformer is unconditional"):
+            call(jnp.zeros(4, jnp.int32))
+
+
+def test_registry_builds_the_conditional_transformer_from_its_config():
+    from experiments import build
+    from experiments.configs import transformer_digits_conditional
+    from experiments.schema import ConfigError
+
+    config = transformer_digits_conditional.get_config()
+    assert config.data.conditional
+    config.model.d_model, config.model.num_layers = 8, 1
+    exp = build.build_experiment(config)
+    assert exp.dataset.num_classes == 10 and exp.model.num_classes == 10
+    assert exp.model.context_embed.weight.shape == (10, 8)
+    test = exp.dataset.split_data("test")
+    x, y = test.x[:4], test.context[:4]
+    assert exp.model.log_prob(x, context=y).shape == (4,)
+    config.model.scheduled_sampling = "linear"
+    with pytest.raises(ConfigError, match="scheduled_sampling='none'"):
+        build.build_experiment(config)
 
 
 # ---------------------------------------------------------------------------------------

@@ -28,11 +28,15 @@ def scheduled_sampling_objective(mc, settings=None):
 
     Raises:
       ValueError: naming the config key, for an unknown schedule or method, a bad
-        parameter, or ``method="sequential"`` on a model other than the LSTM.
+        parameter, ``method="sequential"`` on a model other than the LSTM, or a schedule
+        with ``config.data.conditional=True`` (the passes take no context).
     """
-    del settings
     if mc.scheduled_sampling == "none":
         return MaximumLikelihood()
+    if settings is not None and settings.data.get("conditional"):
+        raise ValueError("config.data.conditional=True needs teacher forcing: scheduled "
+                         "sampling takes no context; set config.model.scheduled_sampling="
+                         f"'none' (got {mc.scheduled_sampling!r})")
     if mc.scheduled_sampling_method == "sequential" and mc.name != "lstm":
         raise ValueError(f"config.model.scheduled_sampling_method='sequential' needs the lstm "
                          f"model, got config.model.name={mc.name!r}; use 'parallel'")
@@ -119,13 +123,14 @@ def _diagonal_bilstm(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
 
 
 @register("transformer", data_kind="discrete", objective_fn=scheduled_sampling_objective,
-          d_model=64, num_heads=4, num_layers=2,
+          conditional=True, d_model=64, num_heads=4, num_layers=2,
           mlp_ratio=4, head="auto", query_chunk=0, **SCHEDULED_SAMPLING_DEFAULTS)
 def _transformer(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
     """Causal transformer with learned positions over the raster sequence (optionally with
-    scheduled sampling)."""
+    scheduled sampling; class-conditional through a class token at position 0)."""
     return CausalTransformer(data.event_shape, data.num_levels, d_model=mc.d_model,
                              num_heads=mc.num_heads, num_layers=mc.num_layers,
                              mlp_ratio=mc.mlp_ratio, head=mc.head,
-                             query_chunk=int(mc.query_chunk), rngs=rngs)
+                             query_chunk=int(mc.query_chunk), num_classes=data.num_classes,
+                             rngs=rngs)
 

@@ -7,6 +7,15 @@ attention give ``theta_t(x_{<t})`` for every ``t`` in one pass (teacher forcing)
 Token embeddings are a matrix product with the one-hot input, so the float relaxation used
 by the Jacobian test is exact.
 
+Conditional (``num_classes`` or ``context_features``): position 0 reads the start vector
+plus the context's embedding, ``u_0 = s + E[y]`` (a learned ``[num_classes, d]`` table,
+`jaxgen.nn.context.ContextProjection`; ``s + W c`` for a vector context ``c``). Every
+position attends to position 0, so ``theta_t(x_{<t}, y)`` and
+
+    log p(x | y) = sum_t log p(x_t | x_{<t}, y)
+
+factorizes over the raster order as before (Image-GPT's class token).
+
 `sample` decodes with a key/value cache (`jaxgen.nn.attention.KVCache`): step ``t`` runs
 the network on one token; `sample_naive` reruns the whole sequence at every step.
 """
@@ -22,6 +31,7 @@ from jaxgen.autoregressive.base import AutoregressiveModel, check_temperature
 from jaxgen.autoregressive.heads import make_head
 from jaxgen.checks import check_count
 from jaxgen.nn.attention import CausalSelfAttention
+from jaxgen.nn.context import ContextProjection, check_context
 from jaxgen.types import Array, PRNGKey
 from jaxgen.nn import mixed_precision as mp
 
@@ -54,13 +64,19 @@ class CausalTransformer(AutoregressiveModel):
     Attributes:
       token_embed: ``nnx.Param [K, d]``; start ``[d]``; positions ``[D, d]``.
       blocks: ``num_layers`` `TransformerBlock`; final LayerNorm and ``Linear(d, P)``.
+      context_embed: conditional: `ContextProjection` to ``[B, d]`` (class table
+        ``[num_classes, d]`` or ``[F, d]``), added to the start vector; else ``None``.
     """
 
     def __init__(self, event_shape: Sequence[int], num_levels: int, *, d_model: int = 64,
                  num_heads: int = 4, num_layers: int = 2, mlp_ratio: int = 4,
                  head: str = "auto", num_mixtures: int = 5, query_chunk: int = 0,
+                 num_classes: int | None = None, context_features: int | None = None,
                  rngs: nnx.Rngs):
-        """``query_chunk``: attention in chunks of queries (`CausalSelfAttention`; 0: off)."""
+        """``query_chunk``: attention in chunks of queries (`CausalSelfAttention`; 0: off).
+        ``num_classes``: class-conditional ``p(x | y)``, ``y in [0, num_classes)``;
+        ``context_features``: ``F`` of a vector context ``[B, F]`` (when ``num_classes`` is
+        None). Both None: unconditional (and the parameters are those of before)."""
         self.event_shape, self.num_levels = tuple(int(s) for s in event_shape), int(num_levels)
         self.head = make_head(head, self.num_levels, num_mixtures)
         self.encoding = "onehot"
@@ -74,29 +90,84 @@ class CausalTransformer(AutoregressiveModel):
                                 for _ in range(num_layers)])
         self.norm = nnx.LayerNorm(d_model, rngs=rngs)
         self.readout = mp.Linear(d_model, self.head.num_params, rngs=rngs)
+        # Created last, so an unconditional transformer's parameters do not change.
+        self.num_classes = None if num_classes is None else check_count("num_classes",
+                                                                        num_classes)
+        self.context_features = (None if num_classes is not None or context_features is None
+                                 else check_count("context_features", context_features))
+        self.context_embed = nnx.data(
+            ContextProjection(d_model, num_classes=self.num_classes,
+                              context_features=self.context_features, rngs=rngs)
+            if self.is_conditional else None)
 
-    def params_from_inputs(self, inputs: Array) -> Array:
-        """``[B, *E, K]`` one-hot (or relaxed) -> ``[B, *E, P]``."""
+    @property
+    def is_conditional(self) -> bool:
+        return self.num_classes is not None or self.context_features is not None
+
+    def check_context(self, context, n: int, *, for_sampling: bool = False):
+        """The checked context of a batch of ``n`` (`jaxgen.nn.context.check_context`)."""
+        return check_context(context, n, self.num_classes, self.context_features,
+                             "CausalTransformer", for_sampling=for_sampling)
+
+    def _start(self, context: Array | None, b: int) -> Array:
+        """Position 0's input ``[b, d]``: ``s`` (unconditional) or ``s + E[y]`` / ``s + W c``
+        for a checked ``context``."""
+        start = jnp.broadcast_to(self.start[...], (b, self.start.shape[-1]))
+        if context is None:
+            return start
+        return start + self.context_embed(context)
+
+    def params_from_inputs(self, inputs: Array, context: Array | None = None) -> Array:
+        """``[B, *E, K]`` one-hot (or relaxed) -> ``[B, *E, P]`` (conditional: given
+        ``context``, ``[B]`` labels or ``[B, F]`` vectors)."""
         b = inputs.shape[0]
+        context = self.check_context(context, b)
         tokens = mp.matmul(inputs.reshape(b, self.num_dims, inputs.shape[-1]),  # B may be 0
                            self.token_embed[...])  # [B, D, d]
-        start = jnp.broadcast_to(self.start[...], (b, 1, tokens.shape[-1]))
+        start = self._start(context, b)[:, None]  # [B, 1, d]
         u = jnp.concatenate([start, tokens[:, :-1]], axis=1) + self.positions[...]  # shift
         for block in self.blocks:
             u = block(u)
         return self.readout(self.norm(u)).reshape(b, *self.event_shape, self.head.num_params)
 
-    def sample(self, key: PRNGKey, n: int, temperature=1.0) -> Array:
-        """KV-cached sampling, one token per ``lax.scan`` step; equals `sample_naive` for
-        the same key and temperature. ``temperature`` ``T``: every conditional at softmax temperature ``T``,
+    def log_prob(self, x: Array, context: Array | None = None) -> Array:
+        """``[B, *E]`` int levels (and ``context`` if conditional: ``log p(x | y)``) ->
+        ``[B]`` nats."""
+        x = self.check_input(x)
+        params = self.params_from_inputs(self.encode(x), context)
+        return jnp.sum(self.log_prob_per_dim(params, x), axis=-1)
+
+    def sample_naive(self, key: PRNGKey, n: int, context: Array | None = None,
+                     temperature=1.0) -> Array:
+        """One full forward pass per position (``lax.scan``); see `AutoregressiveModel`
+        (conditional: ``context=None`` draws class ``i mod num_classes`` for sample ``i``;
+        ``temperature``: softmax temperature of every step)."""
+        n = check_count("n", n)
+        context = self.check_context(context, n, for_sampling=True)  # raises if unconditional
+        if context is None:
+            return super().sample_naive(key, n, temperature)
+        saved = self.params_from_inputs
+        self.params_from_inputs = lambda inputs: saved(inputs, context)
+        try:
+            return super().sample_naive(key, n, temperature)
+        finally:
+            del self.params_from_inputs
+
+    def sample(self, key: PRNGKey, n: int, context: Array | None = None,
+               temperature=1.0) -> Array:
+        """KV-cached sampling, one token per ``lax.scan`` step (from ``p(x | y)`` for a
+        ``context``; class-conditional with ``None``: class ``i mod num_classes`` for sample
+        ``i``); equals `sample_naive` for the same key, context and temperature.
+        ``temperature`` ``T``: every conditional at softmax temperature ``T``,
         ``p_T(k) ∝ p(k)^{1/T}`` (finite, ``> 0``; ``T = 1`` is the model, bit for bit).
 
         Raises:
           ValueError / TypeError: ``n`` is not an integer ``>= 1`` (`check_count`); a bad
-            ``temperature``.
+            ``temperature`` or context.
         """
         n = check_count("n", n)
         temperature = check_temperature("CausalTransformer.sample", temperature)
+        start = self._start(self.check_context(context, n, for_sampling=True), n)  # [n, d]
         d = self.num_dims
         keys = jax.random.split(key, d)
         caches = [block.attn.init_cache(n, d) for block in self.blocks]
@@ -104,8 +175,9 @@ class CausalTransformer(AutoregressiveModel):
         def step(carry, inputs):
             prev, caches, levels = carry
             t, key_t = inputs
-            u = jnp.where(t == 0, self.start[...],
-                          jax.nn.one_hot(prev, self.num_levels) @ self.token_embed[...])
+            u = jnp.where(t == 0, start,
+                          mp.matmul(jax.nn.one_hot(prev, self.num_levels),
+                                    self.token_embed[...]))
             u = u + jax.lax.dynamic_index_in_dim(self.positions[...], t, 0, False)  # [n, d]
             new_caches = []
             for block, cache in zip(self.blocks, caches):
