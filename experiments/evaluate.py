@@ -104,8 +104,7 @@ def evaluate_run(run: LoadedRun, *, split: str = "test", data=None, source: str 
         "model": settings.model_name, "dataset": run.dataset.name, "which": run.which,
         "step": run.step, "num_examples": num_examples,
         "nll_nats": nll + pre.nll_offset_nats, "bits_per_dim": pre.bits_per_dim(nll),
-        "nll_units": ("nats per example of the discrete data (uniform dequantization bound)"
-                      if pre.active else "nats per example"),
+        "nll_units": pre.nll_units,
     }
     record.update({"data": source} if source else {"split": split})
     for name in _LOG_Z_KEYS:
