@@ -270,6 +270,8 @@ def test_variational_config_trains_and_reports_bound_and_iw(tmp_path):
     run = load_run(str(tmp_path / "run"))
     assert isinstance(run.model, VariationallyDequantized)
     assert evaluate_run(run)["nll_nats"] == pytest.approx(results["test_nll_nats"], rel=1e-5)
+    record = evaluate_run(run, iw_samples=4)  # the CLI's --iw_samples: results' IW figure
+    assert record["nll_iw_nats"] == pytest.approx(results["test_nll_iw_nats"], rel=1e-5)
     samples = run.model.sample(jax.random.key(0), 3)
     assert samples.dtype == jnp.int32 and samples.shape == (3, 8, 8, 1)
     assert int(samples.min()) >= 0 and int(samples.max()) < 17
