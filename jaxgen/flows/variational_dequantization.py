@@ -31,6 +31,7 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from jaxgen.checks import check_count, is_concrete
@@ -45,8 +46,9 @@ from jaxgen.nn.resnet import GlowCNN
 from jaxgen.types import Array, PRNGKey
 
 
-_U_MIN = float(jnp.finfo(jnp.float32).tiny)   # smallest normal float32 > 0
-_U_MAX = float(jnp.nextafter(jnp.float32(1), jnp.float32(0)))  # 1 - 2^-24
+# NumPy, not jnp: importing this module must not start a JAX backend (jax.distributed).
+_U_MIN = float(np.finfo(np.float32).tiny)  # smallest normal float32 > 0
+_U_MAX = float(np.nextafter(np.float32(1), np.float32(0)))  # 1 - 2^-24
 
 
 def _check_levels(x, num_levels: int, who: str) -> None:
