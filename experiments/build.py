@@ -10,6 +10,8 @@ from experiments import registry, schema
 from experiments.schema import ConfigError, RunSettings
 from jaxgen.data import Dataset, load_dataset
 from jaxgen.data.preprocessing import Preprocessing, make_preprocessing
+from jaxgen.flows.variational_dequantization import (ConditionalDequantizer,
+                                                     VariationallyDequantized)
 from jaxgen.training import Objective
 
 # fold_in index of the key that dequantizes the data-dependent init inputs.
@@ -24,7 +26,8 @@ class Experiment:
       settings: the validated, typed config.
       dataset: the data as stored (discrete levels stay integers).
       preprocessing: what the model sees of it (dequantization, init data, NLL offset).
-      model: the freshly initialized model.
+      model: the freshly initialized model (with ``config.data.dequantize="variational"``
+        a `VariationallyDequantized` wrapper of the registered model and its dequantizer).
       objective: the model family's training objective.
     """
 
@@ -49,13 +52,40 @@ def build_experiment(config) -> Experiment:
     try:
         registry.check_data_compatible(settings.model_name, dataset.num_levels, dequantize)
         registry.check_conditional(settings.model_name, dataset.is_conditional)
+        if dequantize == "variational" and spec.objective_fn is not registry.maximum_likelihood:
+            raise ValueError(f"config.data.dequantize='variational' needs a normalized density "
+                             f"trained by maximum likelihood; config.model.name="
+                             f"{settings.model_name!r} trains by another objective")
         objective = spec.objective_fn(settings.model, settings)
     except ValueError as err:
         raise ConfigError(str(err)) from None
     preprocessing = make_preprocessing(
         dataset, dequantize, jax.random.fold_in(jax.random.key(settings.seed), _PREPROCESS_KEY))
-    data = registry.ModelData(dataset.event_shape, preprocessing.model_num_levels,
-                              preprocessing.init_data, preprocessing, dataset.num_classes,
-                              dataset.train_labels)
-    model = spec.build_fn(settings.model, data, nnx.Rngs(settings.seed))
+    rngs = nnx.Rngs(settings.seed)
+    if dequantize == "variational":
+        model = _variational_model(settings, spec, dataset, preprocessing, rngs)
+    else:
+        data = registry.ModelData(dataset.event_shape, preprocessing.model_num_levels,
+                                  preprocessing.init_data, preprocessing, dataset.num_classes,
+                                  dataset.train_labels)
+        model = spec.build_fn(settings.model, data, rngs)
     return Experiment(settings, dataset, preprocessing, model, objective)
+
+
+def _variational_model(settings, spec, dataset, preprocessing, rngs) -> nnx.Module:
+    """The registered (continuous) model as the density on ``[0, 1)^D``, initialized on the
+    uniformly dequantized training data, wrapped with ``q(u | x)``: the model of the integer
+    levels that trains and evaluates (`VariationallyDequantized`)."""
+    data = registry.ModelData(dataset.event_shape, None, preprocessing.density_init_data,
+                              preprocessing, dataset.num_classes, dataset.train_labels)
+    density = spec.build_fn(settings.model, data, rngs)
+    fields = settings.data
+    try:
+        dequantizer = ConditionalDequantizer(
+            dataset.event_shape, dataset.num_levels,
+            num_couplings=fields["dequantizer_couplings"],
+            hidden_channels=fields["dequantizer_hidden_channels"],
+            context_features=fields["dequantizer_context_features"], rngs=rngs)
+    except ValueError as err:
+        raise ConfigError(f"config.data.dequantize='variational': {err}") from None
+    return VariationallyDequantized(density, dequantizer, dataset.num_levels)

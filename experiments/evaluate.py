@@ -1,7 +1,7 @@
 """Command line: the NLL of a trained run on a split or on your own data.
 
 ``python -m experiments.evaluate --workdir DIR [--split test|valid|train] [--data PATH]
-[--which final|best|latest] [--batch_size N] [--out FILE]``
+[--which final|best|latest] [--batch_size N] [--iw_samples S] [--out FILE]``
 
 Loads the run (`experiments.load.load_run`), evaluates the mean NLL in the stored data's
 units (for dequantized data: the model's NLL on ``(x + u) / K`` plus ``D log K``, an upper
@@ -12,6 +12,12 @@ JSON line and writes it to ``DIR/eval-<split>.json`` (or ``--out``). Energy mode
 
 ``--data`` takes an ``.npy`` file or an ``.npz`` file (its ``--split`` array, default
 ``test``) holding examples of the run's event shape and dtype kind.
+
+``--iw_samples S`` (dequantized runs) adds the importance-weighted estimate
+``-log (1/S) sum_s p((x + u_s) / K) K^-D / q(u_s | x)`` (``nll_iw_nats``,
+``bits_per_dim_iw``): with the run's learned ``q`` for variational dequantization (``--split
+test`` with the run's ``data.iw_samples`` reproduces ``test_nll_iw_nats``), with the uniform
+``q`` (``log q = 0``) for a uniformly dequantized run, whose figure is then comparable.
 """
 from __future__ import annotations
 
@@ -24,13 +30,14 @@ import jax
 import numpy as np
 
 from experiments.load import WHICH, LoadedRun, RunError, load_run
-from experiments.report import _TEST_KEY, _VALID_KEY
+from experiments.report import _TEST_IW_KEY, _TEST_KEY, _VALID_KEY
 from experiments.workdir import write_json
 from jaxgen.checks import check_levels
 from jaxgen.training import evaluate_nll
 
 SPLITS = ("test", "valid", "train")
 _SPLIT_KEYS = {"test": _TEST_KEY, "valid": _VALID_KEY, "train": 16}
+_IW_KEYS = {"test": _TEST_IW_KEY, "valid": 19, "train": 20}  # others (a --data file): 21
 # Finalize results copied into the record (an energy model's normalizer).
 _LOG_Z_KEYS = ("log_z", "log_z_std_err", "log_z_method")
 
@@ -74,8 +81,38 @@ def _check_like(data: np.ndarray, run: LoadedRun, source: str) -> np.ndarray:
     return data
 
 
+def importance_weighted_model(run: LoadedRun, num_samples: int):
+    """The run's model as a `VariationallyDequantized` scoring ``S = num_samples`` draws:
+    its own (variational), or its density with a new, exactly uniform
+    `ConditionalDequantizer` (uniform dequantization).
+
+    Raises:
+      RunError: the run is not dequantized, or ``num_samples < 1``.
+    """
+    from flax import nnx
+
+    from jaxgen.flows.variational_dequantization import (ConditionalDequantizer,
+                                                         VariationallyDequantized)
+
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+        raise RunError(f"--iw_samples must be an integer >= 1, got {num_samples!r}")
+    pre = run.preprocessing
+    if pre.dequantize == "variational":
+        return run.model.with_num_samples(num_samples)
+    if pre.dequantize != "uniform":
+        raise RunError(f"--iw_samples needs a dequantized run; {run.settings.model_name!r} has "
+                       f"config.data.dequantize={pre.dequantize!r}")
+    try:
+        uniform_q = ConditionalDequantizer(run.dataset.event_shape, pre.num_levels,
+                                           rngs=nnx.Rngs(0))
+    except ValueError as err:
+        raise RunError(f"--iw_samples: {err}") from None
+    return VariationallyDequantized(run.model, uniform_q, pre.num_levels,
+                                    num_samples=num_samples)
+
+
 def evaluate_run(run: LoadedRun, *, split: str = "test", data=None, source: str | None = None,
-                 batch_size: int | None = None) -> dict:
+                 batch_size: int | None = None, iw_samples: int | None = None) -> dict:
     """The NLL record of ``run`` on ``split`` of its dataset, or on ``data`` (an array).
 
     Returns:
@@ -104,9 +141,16 @@ def evaluate_run(run: LoadedRun, *, split: str = "test", data=None, source: str 
         "model": settings.model_name, "dataset": run.dataset.name, "which": run.which,
         "step": run.step, "num_examples": num_examples,
         "nll_nats": nll + pre.nll_offset_nats, "bits_per_dim": pre.bits_per_dim(nll),
-        "nll_units": ("nats per example of the discrete data (uniform dequantization bound)"
-                      if pre.active else "nats per example"),
+        "nll_units": pre.nll_units,
     }
+    if iw_samples is not None:
+        iw_model = importance_weighted_model(run, iw_samples)
+        nll_iw = evaluate_nll(
+            iw_model, data, batch_size=max(1, (batch_size or settings.eval.batch_size)
+                                           // iw_samples),
+            key=jax.random.fold_in(jax.random.key(settings.seed), _IW_KEYS.get(split, 21)))
+        record.update(nll_iw_nats=nll_iw, bits_per_dim_iw=nll_iw / (pre.num_dims * np.log(2.0)),
+                      iw_samples=iw_samples)
     record.update({"data": source} if source else {"split": split})
     for name in _LOG_Z_KEYS:
         if run.results and name in run.results:
@@ -124,18 +168,21 @@ def main(argv: list[str] | None = None) -> int:
                         "(a leading 'npz:' is accepted)")
     parser.add_argument("--which", default="final", choices=WHICH)
     parser.add_argument("--batch_size", type=int, default=None)
+    parser.add_argument("--iw_samples", type=int, default=None,
+                        help="dequantized runs: add the importance-weighted NLL with S draws")
     parser.add_argument("--out", default=None, help="JSON record path "
                         "(default DIR/eval-<split>.json)")
     args = parser.parse_args(argv)
     try:
         run = load_run(args.workdir, args.which)
         if args.data is None:
-            record = evaluate_run(run, split=args.split, batch_size=args.batch_size)
+            record = evaluate_run(run, split=args.split, batch_size=args.batch_size,
+                                  iw_samples=args.iw_samples)
             name = args.split
         else:
             path = args.data.removeprefix("npz:")
             record = evaluate_run(run, data=_read_user_data(path, args.split), source=path,
-                                  batch_size=args.batch_size)
+                                  batch_size=args.batch_size, iw_samples=args.iw_samples)
             name = os.path.splitext(os.path.basename(path))[0]
     except (RunError, ValueError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)

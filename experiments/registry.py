@@ -36,7 +36,7 @@ class ModelData(NamedTuple):
       num_levels: levels of the model's discrete inputs, ``None`` for float inputs.
       train: ``[N, *event_shape]`` training inputs as the model sees them
         (``preprocessing.init_data``), for data-dependent initialization.
-      preprocessing: the run's `Preprocessing` (``preprocessing.active``: the inputs are
+      preprocessing: the run's `Preprocessing` (``preprocessing.dequantized``: the inputs are
         dequantized levels in ``[0, 1)``, so a flow starts with a logit layer).
       num_classes: classes of a conditional data set (``config.data.conditional``): build
         ``p(x | y)``; ``None`` for an unconditional model.

@@ -25,7 +25,7 @@ RESULT_KEYS = (
     "valid_bits_per_dim", "num_params", "train_steps", "train_wall_s", "steps_per_s",
     "compile_s", "sample_time_s", "num_samples", "seed", "environment", "config")
 # fold_in indices of the keys derived from the config seed: one per use.
-_TEST_KEY, _VALID_KEY, _SAMPLE_KEY, _PLOT_KEY = 11, 12, 13, 14
+_TEST_KEY, _VALID_KEY, _SAMPLE_KEY, _PLOT_KEY, _TEST_IW_KEY = 11, 12, 13, 14, 18
 
 
 def jit_sampler(model: nnx.Module, num_samples: int, **sample_kwargs) -> Callable:
@@ -107,7 +107,11 @@ def evaluate(exp: Experiment, model: nnx.Module) -> dict:
 
     For dequantized data the NLL is the model's NLL on ``(x + u) / K`` plus ``D log K``
     (an upper bound on the discrete NLL); the density's own NLL is kept as
-    ``*_nll_nats_dequantized_density``.
+    ``*_nll_nats_dequantized_density``. With variational dequantization the model scores
+    the levels itself: ``*_nll_nats`` is the variational bound (one ``u ~ q(u | x)`` per
+    example), and ``test_nll_iw_nats`` / ``test_bits_per_dim_iw`` the tighter
+    importance-weighted estimate with ``iw_samples = S`` draws per example
+    (``config.data.iw_samples``), ``-log (1/S) sum_s p((x + u_s) / K) K^-D / q(u_s | x)``.
     """
     base_key = jax.random.key(exp.settings.seed)
     pre, out = exp.preprocessing, {}
@@ -119,6 +123,13 @@ def evaluate(exp: Experiment, model: nnx.Module) -> dict:
         out[f"{split}_bits_per_dim"] = pre.bits_per_dim(nll)
         if pre.active:
             out[f"{split}_nll_nats_dequantized_density"] = nll
+    if pre.dequantize == "variational":
+        num_samples = int(exp.settings.data["iw_samples"])
+        nll_iw = evaluate_nll(model.with_num_samples(num_samples), exp.dataset.split_data("test"),
+                              batch_size=max(1, exp.settings.eval.batch_size // num_samples),
+                              preprocessing=pre, key=jax.random.fold_in(base_key, _TEST_IW_KEY))
+        out.update(test_nll_iw_nats=nll_iw, test_bits_per_dim_iw=pre.bits_per_dim(nll_iw),
+                   iw_samples=num_samples)
     return out
 
 
@@ -145,8 +156,7 @@ def report(exp: Experiment, result: TrainResult, workdir: str, *,
         "event_shape": list(exp.dataset.event_shape),
         "num_dims": exp.dataset.num_dims,
         "num_levels": exp.dataset.num_levels,
-        "nll_units": ("nats per example of the discrete data (uniform dequantization bound)"
-                      if pre.active else "nats per example"),
+        "nll_units": pre.nll_units,
         "num_params": count_params(model),
         "seed": settings.seed,
         "train_steps": int(result.train_steps),

@@ -5,8 +5,12 @@ with exactly the sections
 
 * ``seed``: int; model init, batches, dequantization noise and samples derive from it.
 * ``data``: ``name`` (a `jaxgen.data.SOURCES` key), that source's fields (`DATA_FIELDS`,
-  documented in ``jaxgen/data/__init__.py``) and ``dequantize`` (``"none"`` or
-  ``"uniform"``: continuous models see discrete levels ``x`` as ``(x + u) / K``).
+  documented in ``jaxgen/data/__init__.py``) and ``dequantize`` (``"none"``,
+  ``"uniform"``: continuous models see discrete levels ``x`` as ``(x + u) / K``, or
+  ``"variational"``: ``u ~ q(u | x)`` learned jointly, Flow++). With ``"variational"`` the
+  section also takes `VARIATIONAL_FIELDS` (the dequantizer's size and the number of
+  importance samples of the reported test NLL); other sections are refused them, so the
+  configs of every other run are unchanged.
 * ``model``: ``name`` (an `experiments.registry.MODELS` key) and that model's fields.
 * ``train``: `TRAIN_DEFAULTS` (the fields of `jaxgen.training.TrainSettings`).
 * ``optim``: `OPTIM_DEFAULTS` (the fields of `jaxgen.training.OptimSettings`).
@@ -62,6 +66,13 @@ DATA_FIELDS = {
 }
 # Fields every data section has (``conditional``: keep the class labels, train p(x | y)).
 DATA_COMMON = dict(dequantize="none", conditional=False)
+# Fields of data sections with dequantize="variational" only (see
+# jaxgen.flows.variational_dequantization): q(u | x)'s couplings, width, embedding width,
+# and S of the importance-weighted test NLL. Dequantization is a data-section choice (what
+# stands between the stored levels and the density, for any continuous model), so its
+# settings sit beside it.
+VARIATIONAL_FIELDS = dict(dequantizer_couplings=4, dequantizer_hidden_channels=32,
+                          dequantizer_context_features=16, iw_samples=16)
 # Fields that may also be None although their default is not (the loader gives None a
 # meaning: ``valid_key=None`` carves the validation split from train).
 NULLABLE_KEYS = ("data.valid_key",)
@@ -237,11 +248,19 @@ def validate(config) -> RunSettings:
         raise ConfigError(f"config.data.name={source!r} is not a data source; known: "
                           f"{sorted(SOURCES)}")
     data_defaults = {**DATA_FIELDS[source], **DATA_COMMON}
+    if data.get("dequantize") == "variational":
+        data_defaults.update(VARIATIONAL_FIELDS)
+    elif set(VARIATIONAL_FIELDS) & set(data):
+        raise ConfigError(f"config.data.{sorted(set(VARIATIONAL_FIELDS) & set(data))[0]} is a "
+                          "field of variational dequantization only, but "
+                          f"config.data.dequantize={data.get('dequantize', 'none')!r}")
     _check_keys("data", data, ["name", *data_defaults])
     data = dict(_typed("data", data, data_defaults), name=source)
     if data["dequantize"] not in DEQUANTIZE:
         raise ConfigError(f"config.data.dequantize={data['dequantize']!r} is not one of "
                           f"{DEQUANTIZE}")
+    if data["dequantize"] == "variational":
+        _positive("data", {key: data[key] for key in VARIATIONAL_FIELDS})
     if source == "npz":
         if not data.get("path"):
             raise ConfigError("config.data.path must name the .npz file for data source 'npz'")

@@ -22,8 +22,12 @@ def _section(defaults: dict, overrides: dict) -> ml_collections.ConfigDict:
 
 
 def data_config(name: str, **fields) -> ml_collections.ConfigDict:
-    """``config.data`` for source ``name``: its fields at their defaults, then ``fields``."""
-    section = _section({**schema.DATA_FIELDS.get(name, {}), **schema.DATA_COMMON}, fields)
+    """``config.data`` for source ``name``: its fields at their defaults, then ``fields``
+    (with ``dequantize="variational"`` also `experiments.schema.VARIATIONAL_FIELDS`)."""
+    defaults = {**schema.DATA_FIELDS.get(name, {}), **schema.DATA_COMMON}
+    if fields.get("dequantize") == "variational":  # the dequantizer's fields, overridable
+        defaults.update(schema.VARIATIONAL_FIELDS)
+    section = _section(defaults, fields)
     section.name = name
     return section
 

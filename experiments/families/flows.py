@@ -21,7 +21,7 @@ def _build(name: str, mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
     fields = {key: mc[key] for key in FLOW_MODELS[name][1]}
     n = int(mc.init_batch_size)
     return build_flow(name, data.event_shape, data.train[:n],
-                      unit_interval=data.preprocessing.active, rngs=rngs,
+                      unit_interval=data.preprocessing.dequantized, rngs=rngs,
                       num_classes=data.num_classes,
                       init_context=None if data.train_labels is None else data.train_labels[:n],
                       **fields)

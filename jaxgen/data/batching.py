@@ -50,12 +50,20 @@ def map_inputs(fn: Callable, batch):
     return Labeled(fn(batch.x), batch.context) if isinstance(batch, Labeled) else fn(batch)
 
 
-def log_prob_of(model, batch) -> Array:
+def log_prob_of(model, batch, key=None) -> Array:
     """``model.log_prob(x)`` of an unlabeled batch, ``model.log_prob(x, context=c)`` of a
-    ``Labeled`` one: the one place a batch meets a model's ``log_prob`` -> ``[B]``."""
+    ``Labeled`` one: the one place a batch meets a model's ``log_prob`` -> ``[B]``.
+
+    A model whose ``log_prob`` is a stochastic estimate declares ``log_prob_takes_key =
+    True`` (e.g. `jaxgen.flows.variational_dequantization.VariationallyDequantized`) and
+    gets ``key=key`` when a key is given; every other model is called without it.
+    """
+    kwargs = {}
+    if key is not None and getattr(model, "log_prob_takes_key", False):
+        kwargs["key"] = key
     if isinstance(batch, Labeled):
-        return model.log_prob(batch.x, context=batch.context)
-    return model.log_prob(batch)
+        return model.log_prob(batch.x, context=batch.context, **kwargs)
+    return model.log_prob(batch, **kwargs)
 
 
 def num_examples(data) -> int:

@@ -6,6 +6,9 @@ models see them through uniform dequantization, ``y = (x + u) / K`` with
 ``P(x) = int_{cell(x)} p(y) dy`` over cells of volume ``K^-D``, and by Jensen
 ``-log P(x) <= E_u[-log p(y)] + D log K`` nats (Theis et al., 2016). Flows usually add the
 logit transform on top (RealNVP), whose log-determinant `logit_transform` returns.
+Variational dequantization (Flow++) learns the noise distribution ``q(u | x)`` jointly with
+the model (`jaxgen.flows.variational_dequantization`); the noise then belongs to the model,
+which scores the integer data itself.
 
 Leading axis is the batch; "summed over the event" means over every other axis.
 """
@@ -20,7 +23,7 @@ import numpy as np
 
 from jaxgen.types import Array, PRNGKey
 
-DEQUANTIZE = ("none", "uniform")
+DEQUANTIZE = ("none", "uniform", "variational")
 
 
 def _sum_over_event(values: Array) -> Array:
@@ -156,25 +159,40 @@ class Preprocessing:
     With ``dequantize="uniform"`` the model sees ``y = (x + u) / K`` (a fresh ``u`` per step
     and per evaluation batch, from that step's key) and its NLL converts to the discrete
     data's units by ``nll_offset_nats = D log K`` (``-log P(x) <= E_u[-log p(y)] + D log K``).
-    With ``"none"`` the model sees the data as stored.
+    With ``"none"`` the model sees the data as stored. With ``"variational"`` the model too
+    sees the stored levels: it is a `jaxgen.flows.variational_dequantization.
+    VariationallyDequantized` wrapper that draws its own noise ``u ~ q(u | x)`` and whose
+    ``log_prob`` is already in the discrete data's nats (``nll_offset_nats = 0``); its
+    density inside is initialized on ``density_init_data``.
 
     Attributes:
-      dequantize: ``"none"`` or ``"uniform"``.
+      dequantize: ``"none"``, ``"uniform"`` or ``"variational"``.
       num_levels: ``K`` of the stored discrete data, ``None`` for continuous data.
       num_dims: ``D``, scalar dimensions per example.
       init_data: ``[N, *event_shape]`` the training split as the model sees it (dequantized
         once, with the key given to `make_preprocessing`): the data-dependent init batch
         (ActNorm, counts, moments) and the data of the objective's ``init``.
+      density_init_data: ``"variational"`` only: the training split uniformly dequantized
+        (same key), ``[N, *event_shape]`` float32 in ``[0, 1)``: the data-dependent init
+        batch of the density on ``[0, 1)^D`` inside the wrapper; ``None`` otherwise.
     """
 
     dequantize: str
     num_levels: int | None
     num_dims: int
     init_data: np.ndarray
+    density_init_data: np.ndarray | None = None
 
     @property
     def active(self) -> bool:
-        """Whether batches are transformed (``__call__`` is not the identity)."""
+        """Whether batches are transformed (``__call__`` is not the identity): uniform
+        dequantization only (a variationally dequantized model takes the levels)."""
+        return self.dequantize == "uniform"
+
+    @property
+    def dequantized(self) -> bool:
+        """Whether a density on ``[0, 1)^D`` models the levels' cells (uniform or
+        variational dequantization): the flow starts with a logit layer."""
         return self.dequantize != "none"
 
     @property
@@ -186,6 +204,13 @@ class Preprocessing:
     def nll_offset_nats(self) -> float:
         """Nats added to the model's NLL to give the NLL of the stored data."""
         return self.num_dims * math.log(self.num_levels) if self.active else 0.0
+
+    @property
+    def nll_units(self) -> str:
+        """What a reported NLL (model NLL + ``nll_offset_nats``) measures."""
+        if self.dequantize == "none":
+            return "nats per example"
+        return f"nats per example of the discrete data ({self.dequantize} dequantization bound)"
 
     def __call__(self, key: PRNGKey, batch: Array) -> Array:
         """The model's view of a batch of stored data (a ``Labeled`` batch keeps its
@@ -212,11 +237,12 @@ def make_preprocessing(dataset, dequantize: str, key: PRNGKey) -> Preprocessing:
 
     Args:
       dataset: the stored data.
-      dequantize: ``"none"`` or ``"uniform"`` (needs discrete data).
+      dequantize: ``"none"``, ``"uniform"`` or ``"variational"`` (the last two need
+        discrete data).
       key: dequantizes ``init_data`` (the only dequantization outside the steps).
 
     Raises:
-      ValueError: unknown ``dequantize``, or ``"uniform"`` on continuous data.
+      ValueError: unknown ``dequantize``, or a dequantization of continuous data.
     """
     if dequantize not in DEQUANTIZE:
         raise ValueError(f"dequantize must be one of {DEQUANTIZE}, got {dequantize!r}")
@@ -224,6 +250,10 @@ def make_preprocessing(dataset, dequantize: str, key: PRNGKey) -> Preprocessing:
         raise ValueError(f"dequantize={dequantize!r} needs discrete data; {dataset.name!r} is "
                          "continuous (use dequantize='none')")
     train = np.asarray(dataset.train)
+    density_init = None
     if dequantize == "uniform":
         train = np.asarray(uniform_dequantize(key, train, dataset.num_levels))
-    return Preprocessing(dequantize, dataset.num_levels, int(dataset.num_dims), train)
+    elif dequantize == "variational":
+        density_init = np.asarray(uniform_dequantize(key, train, dataset.num_levels))
+    return Preprocessing(dequantize, dataset.num_levels, int(dataset.num_dims), train,
+                         density_init)

@@ -39,3 +39,8 @@ __all__ = [
 from jaxgen.flows.models import FLOW_MODELS, MAF, Glow, NICE, RealNVP, build_flow  # noqa: E402
 
 __all__ += ["FLOW_MODELS", "Glow", "MAF", "NICE", "RealNVP", "build_flow"]
+
+from jaxgen.flows.variational_dequantization import (  # noqa: E402
+    ConditionalDequantizer, VariationallyDequantized)
+
+__all__ += ["ConditionalDequantizer", "VariationallyDequantized"]

@@ -13,7 +13,8 @@ Two ways to pick the conditioning entries ``x_a`` and the transformed ones ``x_b
 
 With a context ``c [B, F]`` (a conditional flow) the conditioner also reads ``c``,
 broadcast over the spatial axes and concatenated to its input's channels
-(`with_context`): it is built with ``C_in + F`` input channels.
+(`with_context`; a spatial context ``[B, *S, F]`` is concatenated as it is): it is built
+with ``C_in + F`` input channels.
 
 `conditioner_features` gives the conditioner's input width and the number of transformed
 channels it parameterizes, so model builders size it without knowing the kind.
@@ -88,15 +89,23 @@ def partition(kind: str, x, parity: int):
 
 
 def with_context(x_cond, context):
-    """``x_cond [B, *S, C]`` and ``context [B, F]`` -> ``[B, *S, C + F]``: the context
-    repeated at every spatial position ``S`` and appended to the channels (``x_cond`` itself
-    when ``context`` is None)."""
+    """``x_cond [B, *S, C]`` and a context -> ``[B, *S, C + F]``.
+
+    A context ``[B, F]`` (a class embedding, a vector) is repeated at every spatial
+    position ``S`` and appended to the channels; a *spatial* context ``[B, *S, F]`` (one
+    feature vector per position, e.g. a convolutional embedding of the discrete image in
+    `jaxgen.flows.variational_dequantization`) is appended as it is. ``x_cond`` itself when
+    ``context`` is None.
+    """
     if context is None:
         return x_cond
-    if context.ndim != 2 or context.shape[0] != x_cond.shape[0]:
-        raise ValueError(f"a coupling's context must be [B, F] with B = {x_cond.shape[0]}, "
-                         f"got shape {context.shape}")
     spatial = x_cond.shape[1:-1]
+    if spatial and context.ndim == x_cond.ndim and context.shape[:-1] == x_cond.shape[:-1]:
+        return jnp.concatenate([x_cond, context.astype(x_cond.dtype)], axis=-1)
+    if context.ndim != 2 or context.shape[0] != x_cond.shape[0]:
+        raise ValueError(f"a coupling's context must be [B, F] with B = {x_cond.shape[0]}"
+                         + (f" or [B, *{tuple(spatial)}, F]" if spatial else "")
+                         + f", got shape {context.shape}")
     c = jnp.broadcast_to(context.reshape((context.shape[0],) + (1,) * len(spatial)
                                          + context.shape[1:2]),
                          x_cond.shape[:-1] + context.shape[1:2]).astype(x_cond.dtype)

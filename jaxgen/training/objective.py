@@ -34,7 +34,9 @@ def copy_model(model: nnx.Module) -> nnx.Module:
 
 class Objective:
     """Base class: plain maximum likelihood, ``L = -(1/B) sum_b log p(x_b)`` nats
-    (``log p(x_b | y_b)`` for a ``Labeled`` batch of a conditional data set)."""
+    (``log p(x_b | y_b)`` for a ``Labeled`` batch of a conditional data set; for a model
+    with a stochastic ``log_prob``, e.g. variational dequantization, ``log p`` is its
+    estimate with the step's key: the loss is the negative variational bound)."""
 
     def init(self, model: nnx.Module, train_data: Array, key: PRNGKey) -> PyTree:
         del model, train_data, key
@@ -42,8 +44,9 @@ class Objective:
 
     def loss(self, model: nnx.Module, batch: Array, key: PRNGKey,
              extra: PyTree) -> tuple[Array, PyTree, dict]:
-        del key
-        nll = -jnp.mean(log_prob_of(model, batch))  # [B] -> scalar
+        # The key reaches only models whose log_prob is a stochastic estimate
+        # (``log_prob_takes_key``: variational dequantization's bound).
+        nll = -jnp.mean(log_prob_of(model, batch, key))  # [B] -> scalar
         return nll, extra, {"nll": nll}
 
     def finalize(self, model: nnx.Module, data: Any, key: PRNGKey) -> tuple[nnx.Module, dict]:

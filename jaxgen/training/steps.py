@@ -136,13 +136,17 @@ def make_train_step(graphdef, optimizer: optax.GradientTransformation, objective
 
 
 def make_log_prob_fn(graphdef, preprocess_fn: Callable | None = None):
-    """``log_prob(params, model_state, batch, key) -> [B]``, the model in eval mode."""
+    """``log_prob(params, model_state, batch, key) -> [B]``, the model in eval mode.
+
+    ``preprocess_fn(key, batch)`` gets ``key``; a model with a stochastic ``log_prob``
+    (``log_prob_takes_key``, see `jaxgen.data.batching.log_prob_of`) gets ``fold_in(key, 1)``.
+    """
 
     def log_prob(params, model_state, batch, key):
         if preprocess_fn is not None:
             batch = preprocess_fn(key, batch)
         model = merge_model(graphdef, params, model_state)
         model.eval()
-        return log_prob_of(model, batch)
+        return log_prob_of(model, batch, jax.random.fold_in(key, 1))
 
     return log_prob
