@@ -106,7 +106,7 @@ class AutoregressiveModel(nnx.Module):
         return x_flat.astype(jnp.int32), start
 
     def fill_naive(self, key: PRNGKey, x_flat: Array, start: int = 0,
-                   temperature=1.0) -> Array:
+                   temperature=1.0, *, context=None) -> Array:
         """Prefix completion: keeps the first ``start`` positions of the generation order
         and draws the rest from the model's conditional given them,
 
@@ -125,6 +125,8 @@ class AutoregressiveModel(nnx.Module):
           x_flat: ``[n, D]`` int levels, flat in raster order (only the prefix is read).
           start: ``L`` in ``[0, D]`` (static); 0 samples from scratch, ``D`` copies.
           temperature: ``T``, finite and ``> 0``.
+          context: a conditional model's context for the ``n`` rows (passed on as
+            ``params_from_inputs(inputs, context)``); ``None`` for an unconditional model.
 
         Returns:
           ``[n, *event_shape]`` int32.
@@ -136,7 +138,9 @@ class AutoregressiveModel(nnx.Module):
 
         def step(x_flat, inputs):  # x_flat [n, D]
             i, key_i = inputs
-            params = self.params_from_inputs(self.encode(x_flat.reshape(n, *self.event_shape)))
+            inputs = self.encode(x_flat.reshape(n, *self.event_shape))
+            params = (self.params_from_inputs(inputs) if context is None
+                      else self.params_from_inputs(inputs, context))
             params_i = jax.lax.dynamic_index_in_dim(params.reshape(n, d, p), i, 1, False)
             draw = self.head.sample(key_i, params_i, temperature)  # [n, P] -> [n]
             return x_flat.at[:, i].set(draw), None

@@ -164,14 +164,8 @@ class GatedPixelCNN(AutoregressiveModel):
         n = check_count("n", n)
         labels = check_context(context, n, self.num_classes, None, "GatedPixelCNN",
                                for_sampling=True)  # raises for a context when unconditional
-        if labels is None:
-            return super().sample_naive(key, n, temperature)
-        saved = self.params_from_inputs
-        self.params_from_inputs = lambda inputs: saved(inputs, labels)
-        try:
-            return super().sample_naive(key, n, temperature)
-        finally:
-            del self.params_from_inputs
+        return self.fill_naive(key, jnp.zeros((n, self.num_dims), jnp.int32), 0, temperature,
+                               context=labels)
 
     def sample(self, key: PRNGKey, n: int, context: Array | None = None,
                temperature=1.0) -> Array:

@@ -144,14 +144,8 @@ class CausalTransformer(AutoregressiveModel):
         ``temperature``: softmax temperature of every step)."""
         n = check_count("n", n)
         context = self.check_context(context, n, for_sampling=True)  # raises if unconditional
-        if context is None:
-            return super().sample_naive(key, n, temperature)
-        saved = self.params_from_inputs
-        self.params_from_inputs = lambda inputs: saved(inputs, context)
-        try:
-            return super().sample_naive(key, n, temperature)
-        finally:
-            del self.params_from_inputs
+        return self.fill_naive(key, jnp.zeros((n, self.num_dims), jnp.int32), 0, temperature,
+                               context=context)
 
     def sample(self, key: PRNGKey, n: int, context: Array | None = None,
                temperature=1.0) -> Array:
