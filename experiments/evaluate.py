@@ -115,6 +115,11 @@ def evaluate_run(run: LoadedRun, *, split: str = "test", data=None, source: str 
                  batch_size: int | None = None, iw_samples: int | None = None) -> dict:
     """The NLL record of ``run`` on ``split`` of its dataset, or on ``data`` (an array).
 
+    ``iw_samples = S`` adds the importance-weighted NLL of a dequantized run,
+    ``-log (1/S) sum_s P_s`` with ``P_s = p((x + u_s)/K) K^D / q(u_s | x)`` (its learned
+    ``q`` for variational dequantization, the uniform ``q`` otherwise; `importance_weighted_model`),
+    as ``nll_iw_nats`` / ``bits_per_dim_iw`` next to ``iw_samples``.
+
     Returns:
       ``{"nll_nats", "bits_per_dim", "num_examples", "nll_units", "split"/"data", "which",
       "step", "model", "dataset", ...log Z keys}``.
