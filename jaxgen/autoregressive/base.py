@@ -27,6 +27,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxgen.checks import check_count, check_event_batch, check_levels, check_temperature
+from jaxgen.nn.context import check_context
 from jaxgen.types import Array, PRNGKey
 
 
@@ -175,4 +176,42 @@ class AutoregressiveModel(nnx.Module):
         return self.sample_naive(key, n, temperature)
 
 
-__all__ = ["AutoregressiveModel", "check_temperature", "encode_levels"]
+class ConditionalAutoregressiveModel(AutoregressiveModel):
+    """An autoregressive model that may condition on a context: ``p(x | y)``.
+
+    Subclasses set ``num_classes`` (class labels) and/or ``context_features`` (vectors),
+    both ``None`` for an unconditional model, and define ``params_from_inputs(inputs,
+    context)`` taking the checked context (`check_context`). ``log_prob(x, context)`` and
+    ``sample_naive(key, n, context, temperature)`` follow; with ``context=None`` a
+    class-conditional model samples class ``i mod num_classes`` for sample ``i``, and an
+    unconditional model refuses any context.
+    """
+
+    num_classes: int | None = None
+    context_features: int | None = None
+
+    def check_context(self, context, n: int, *, for_sampling: bool = False):
+        """The checked context of a batch of ``n`` (`jaxgen.nn.context.check_context`)."""
+        return check_context(context, n, self.num_classes, self.context_features,
+                             type(self).__name__, for_sampling=for_sampling)
+
+    def log_prob(self, x: Array, context: Array | None = None) -> Array:
+        """``[B, *E]`` int levels (and ``context`` if conditional: ``log p(x | y)``) ->
+        ``[B]`` nats."""
+        x = self.check_input(x)
+        params = self.params_from_inputs(self.encode(x), context)
+        return jnp.sum(self.log_prob_per_dim(params, x), axis=-1)
+
+    def sample_naive(self, key: PRNGKey, n: int, context: Array | None = None,
+                     temperature=1.0) -> Array:
+        """One full forward pass per position (`fill_naive` from zeros); conditional:
+        ``context=None`` draws class ``i mod num_classes`` for sample ``i``;
+        ``temperature``: softmax temperature of every step."""
+        n = check_count("n", n)
+        context = self.check_context(context, n, for_sampling=True)  # raises if unconditional
+        return self.fill_naive(key, jnp.zeros((n, self.num_dims), jnp.int32), 0, temperature,
+                               context=context)
+
+
+__all__ = ["AutoregressiveModel", "ConditionalAutoregressiveModel", "check_temperature",
+           "encode_levels"]

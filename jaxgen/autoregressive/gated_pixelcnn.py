@@ -28,9 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxgen.autoregressive.base import AutoregressiveModel, check_temperature
+from jaxgen.autoregressive.base import ConditionalAutoregressiveModel, check_temperature
 from jaxgen.autoregressive.heads import make_head
-from jaxgen.nn.context import check_context
 from jaxgen.checks import check_count
 from jaxgen.autoregressive.pixelcnn import _check_image_shape
 from jaxgen.nn.gated import gated_activation
@@ -50,7 +49,7 @@ def _shift_down(x: Array) -> Array:
     return jnp.pad(x, ((0, 0), (1, 0), (0, 0), (0, 0)))[:, :-1]
 
 
-class GatedPixelCNN(AutoregressiveModel):
+class GatedPixelCNN(ConditionalAutoregressiveModel):
     """Gated PixelCNN over ``[H, W, C]`` images, optionally class-conditional.
 
     Attributes (``F`` hidden channels, ``L`` layers, ``q = k // 2``; entry 0 of each stacked
@@ -107,8 +106,7 @@ class GatedPixelCNN(AutoregressiveModel):
         """Stacked per-layer weights (masked) and class terms ``[L, 2, B, 2F]``
         (``labels``: the context, checked by `jaxgen.nn.context.check_context`)."""
         num_layers, f2 = self.v_bias.shape
-        labels = check_context(labels, batch, self.num_classes, None, "GatedPixelCNN",
-                               for_sampling=for_sampling)
+        labels = self.check_context(labels, batch, for_sampling=for_sampling)
         if labels is None:
             cond = jnp.zeros((num_layers, 2, batch, f2))
         else:
@@ -149,23 +147,6 @@ class GatedPixelCNN(AutoregressiveModel):
         (_, hs, _), _ = layer_scan(layer, (x, x, True), layers)
         return self._output(hs).reshape(b, h, w, c, self.head.num_params)  # B may be 0
 
-    def log_prob(self, x: Array, context: Array | None = None) -> Array:
-        """``[B, H, W, C]`` int levels (and class labels ``context [B]`` if conditional:
-        ``log p(x | y)``) -> ``[B]`` nats."""
-        x = self.check_input(x)
-        params = self.params_from_inputs(self.encode(x), context)
-        return jnp.sum(self.log_prob_per_dim(params, x), axis=-1)
-
-    def sample_naive(self, key: PRNGKey, n: int, context: Array | None = None,
-                     temperature=1.0) -> Array:
-        """One full forward pass per position (``lax.scan``); see `AutoregressiveModel`
-        (conditional: ``context=None`` draws class ``i mod num_classes`` for sample ``i``;
-        ``temperature``: softmax temperature of every step)."""
-        n = check_count("n", n)
-        labels = check_context(context, n, self.num_classes, None, "GatedPixelCNN",
-                               for_sampling=True)  # raises for a context when unconditional
-        return self.fill_naive(key, jnp.zeros((n, self.num_dims), jnp.int32), 0, temperature,
-                               context=labels)
 
     def sample(self, key: PRNGKey, n: int, context: Array | None = None,
                temperature=1.0) -> Array:

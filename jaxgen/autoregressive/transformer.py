@@ -27,11 +27,11 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxgen.autoregressive.base import AutoregressiveModel, check_temperature
+from jaxgen.autoregressive.base import ConditionalAutoregressiveModel, check_temperature
 from jaxgen.autoregressive.heads import make_head
 from jaxgen.checks import check_count
 from jaxgen.nn.attention import CausalSelfAttention
-from jaxgen.nn.context import ContextProjection, check_context
+from jaxgen.nn.context import ContextProjection
 from jaxgen.types import Array, PRNGKey
 from jaxgen.nn import mixed_precision as mp
 
@@ -58,7 +58,7 @@ class TransformerBlock(nnx.Module):
         return self._mlp(u_t + y), cache
 
 
-class CausalTransformer(AutoregressiveModel):
+class CausalTransformer(ConditionalAutoregressiveModel):
     """Decoder-only transformer with learned positions over ``D`` raster tokens.
 
     Attributes:
@@ -104,11 +104,6 @@ class CausalTransformer(AutoregressiveModel):
     def is_conditional(self) -> bool:
         return self.num_classes is not None or self.context_features is not None
 
-    def check_context(self, context, n: int, *, for_sampling: bool = False):
-        """The checked context of a batch of ``n`` (`jaxgen.nn.context.check_context`)."""
-        return check_context(context, n, self.num_classes, self.context_features,
-                             "CausalTransformer", for_sampling=for_sampling)
-
     def _start(self, context: Array | None, b: int) -> Array:
         """Position 0's input ``[b, d]``: ``s`` (unconditional) or ``s + E[y]`` / ``s + W c``
         for a checked ``context``."""
@@ -130,22 +125,6 @@ class CausalTransformer(AutoregressiveModel):
             u = block(u)
         return self.readout(self.norm(u)).reshape(b, *self.event_shape, self.head.num_params)
 
-    def log_prob(self, x: Array, context: Array | None = None) -> Array:
-        """``[B, *E]`` int levels (and ``context`` if conditional: ``log p(x | y)``) ->
-        ``[B]`` nats."""
-        x = self.check_input(x)
-        params = self.params_from_inputs(self.encode(x), context)
-        return jnp.sum(self.log_prob_per_dim(params, x), axis=-1)
-
-    def sample_naive(self, key: PRNGKey, n: int, context: Array | None = None,
-                     temperature=1.0) -> Array:
-        """One full forward pass per position (``lax.scan``); see `AutoregressiveModel`
-        (conditional: ``context=None`` draws class ``i mod num_classes`` for sample ``i``;
-        ``temperature``: softmax temperature of every step)."""
-        n = check_count("n", n)
-        context = self.check_context(context, n, for_sampling=True)  # raises if unconditional
-        return self.fill_naive(key, jnp.zeros((n, self.num_dims), jnp.int32), 0, temperature,
-                               context=context)
 
     def sample(self, key: PRNGKey, n: int, context: Array | None = None,
                temperature=1.0) -> Array:
