@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxgen.checks import check_count, is_concrete
+from jaxgen.checks import check_count, check_levels
 from jaxgen.data.preprocessing import dequantize, quantize
 from jaxgen.flows.affine_coupling import AffineCoupling
 from jaxgen.flows.base import chain_in_order
@@ -49,18 +49,6 @@ from jaxgen.types import Array, PRNGKey
 # NumPy, not jnp: importing this module must not start a JAX backend (jax.distributed).
 _U_MIN = float(np.finfo(np.float32).tiny)  # smallest normal float32 > 0
 _U_MAX = float(np.nextafter(np.float32(1), np.float32(0)))  # 1 - 2^-24
-
-
-def _check_levels(x, num_levels: int, who: str) -> None:
-    """Integer dtype (static) and, for concrete values, levels in ``[0, K)``."""
-    dtype = jnp.result_type(x)
-    if dtype == jnp.bool_ or not jnp.issubdtype(dtype, jnp.integer):
-        raise TypeError(f"{who} takes integer levels in [0, {num_levels}), got dtype {dtype}")
-    if is_concrete(x) and jnp.size(x):
-        lo, hi = int(jnp.min(x)), int(jnp.max(x))
-        if lo < 0 or hi >= num_levels:
-            raise ValueError(f"{who}: levels must lie in [0, {num_levels}), found min {lo} "
-                             f"and max {hi}")
 
 
 class ConditionalDequantizer(nnx.Module):
@@ -129,7 +117,7 @@ class ConditionalDequantizer(nnx.Module):
         if tuple(jnp.shape(x_int)[1:]) != self.event_shape:
             raise ValueError(f"{who} expects [B, *{self.event_shape}], got shape "
                              f"{jnp.shape(x_int)}")
-        _check_levels(x_int, self.num_levels, who)
+        check_levels(x_int, self.num_levels, who, allow_bool=False)
 
     def forward_and_log_det(self, eps: Array, embedding: Array) -> tuple[Array, Array]:
         """``eps [B, *event] -> (u [B, *event], log|det du/deps| [B])`` given ``h(x)``."""
@@ -243,7 +231,7 @@ class VariationallyDequantized(nnx.Module):
         who = f"{type(self).__name__}.log_prob"
         if tuple(jnp.shape(x)[1:]) != self.event_shape:
             raise ValueError(f"{who} expects [B, *{self.event_shape}], got shape {jnp.shape(x)}")
-        _check_levels(x, self.num_levels, who)
+        check_levels(x, self.num_levels, who, allow_bool=False)
         s, b = self.num_samples, jnp.shape(x)[0]
         u, log_q = self.dequantizer.sample_and_log_prob(key, x, num_samples=s)  # [S, B, ...]
         x_s = jnp.broadcast_to(jnp.asarray(x)[None], u.shape)
