@@ -8,7 +8,7 @@ import numpy as np
 from flax import nnx
 
 from jaxgen.checks import (check_count, check_event_batch, check_finite, check_floating_dtype,
-                           check_training_data)
+                           check_temperature, check_training_data, is_unit_temperature)
 from jaxgen.distributions.gaussian import gaussian_log_prob, sample_gaussian
 from jaxgen.types import Array, PRNGKey
 
@@ -56,10 +56,23 @@ class DiagonalGaussian(nnx.Module):
         log_probs = gaussian_log_prob(self.mean[...], self.log_std[...], x)  # [B, *E]
         return jnp.sum(log_probs.reshape(x.shape[0], -1), axis=-1)
 
-    def sample(self, key: PRNGKey, n: int) -> Array:
-        """``n`` draws ``mean + exp(log_std) * eps``, ``[n, *event_shape]`` float32."""
-        n = check_count(f"{type(self).__name__}.sample: n", n)
-        return sample_gaussian(key, self.mean[...], self.log_std[...], (n, *self.event_shape))
+    def sample(self, key: PRNGKey, n: int, temperature=1.0) -> Array:
+        """``n`` draws ``mean + T exp(log_std) * eps``, ``[n, *event_shape]`` float32.
 
+        ``temperature`` ``T`` scales the latent ``eps ~ N(0, I)`` as a flow's base draw does
+        (`jaxgen.flows.distributions`; this model is the affine flow
+        ``x = mean + std * z``): the draws are ``N(mean, (T std)^2)``, i.e. density
+        ``∝ p(x)^{1/T^2}``. ``T = 1``, the default, is the model, bit for bit.
+
+        Raises:
+          ValueError / TypeError: ``n`` is not an integer ``>= 1``; ``temperature`` not a
+            finite number ``> 0``.
+        """
+        n = check_count(f"{type(self).__name__}.sample: n", n)
+        temperature = check_temperature(f"{type(self).__name__}.sample", temperature)
+        log_std = self.log_std[...]
+        if not is_unit_temperature(temperature):
+            log_std = log_std + jnp.log(temperature)
+        return sample_gaussian(key, self.mean[...], log_std, (n, *self.event_shape))
 
 __all__ = ["DiagonalGaussian"]

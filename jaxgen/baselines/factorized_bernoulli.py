@@ -12,7 +12,7 @@ import numpy as np
 from flax import nnx
 
 from jaxgen.checks import (check_at_least, check_count, check_event_batch, check_levels,
-                           check_training_data)
+                           check_temperature, check_training_data, is_unit_temperature)
 from jaxgen.distributions.bernoulli import bernoulli_log_prob, sample_bernoulli
 from jaxgen.types import Array, PRNGKey
 
@@ -57,10 +57,21 @@ class FactorizedBernoulli(nnx.Module):
         log_probs = bernoulli_log_prob(self.logits[...], x)  # [B, *E]
         return jnp.sum(log_probs.reshape(x.shape[0], -1), axis=-1)
 
-    def sample(self, key: PRNGKey, n: int) -> Array:
-        """``n`` draws, ``[n, *event_shape]`` int32 in {0, 1}."""
-        n = check_count(f"{type(self).__name__}.sample: n", n)
-        return sample_bernoulli(key, self.logits[...], (n, *self.event_shape))
+    def sample(self, key: PRNGKey, n: int, temperature=1.0) -> Array:
+        """``n`` draws, ``[n, *event_shape]`` int32 in {0, 1}, at temperature ``T``:
+        ``p_T(1) = p^{1/T} / (p^{1/T} + (1 - p)^{1/T}) = sigmoid(logits / T)`` per dimension
+        (the categorical rule ``softmax(log p / T)`` on two levels; ``T = 1``, the default,
+        is the model, bit for bit).
 
+        Raises:
+          ValueError / TypeError: ``n`` is not an integer ``>= 1``; ``temperature`` not a
+            finite number ``> 0``.
+        """
+        n = check_count(f"{type(self).__name__}.sample: n", n)
+        temperature = check_temperature(f"{type(self).__name__}.sample", temperature)
+        logits = self.logits[...]
+        if not is_unit_temperature(temperature):
+            logits = logits / temperature
+        return sample_bernoulli(key, logits, (n, *self.event_shape))
 
 __all__ = ["FactorizedBernoulli"]

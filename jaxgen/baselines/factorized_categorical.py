@@ -17,7 +17,7 @@ from flax import nnx
 # check_event_batch and check_levels stay importable from here for older callers; new code
 # imports them from jaxgen.checks.
 from jaxgen.checks import (check_at_least, check_count, check_event_batch, check_levels,
-                           check_training_data)
+                           check_temperature, check_training_data, is_unit_temperature)
 from jaxgen.distributions.categorical import categorical_log_prob, sample_inverse_cdf
 from jaxgen.types import Array, PRNGKey
 
@@ -86,14 +86,27 @@ class FactorizedCategorical(nnx.Module):
         # explicit D, not -1: reshaping a size-0 array with -1 divides by zero
         return jnp.sum(log_probs.reshape(x.shape[0], math.prod(self.event_shape)), axis=-1)
 
-    def sample(self, key: PRNGKey, n: int) -> Array:
-        """``n`` draws by inverse-CDF sampling, ``[n, *event_shape]`` int32.
+    def tempered_probs(self, temperature=1.0) -> Array:
+        """``p_T(v) = p(v)^{1/T} / sum_u p(u)^{1/T} = softmax(log p / T)`` per dimension,
+        ``[*event_shape, C]`` (`probs` itself at ``T = 1``). ``T < 1`` sharpens towards each
+        dimension's mode, ``T > 1`` flattens towards uniform; zero-probability levels stay
+        at zero. The same rule as the autoregressive heads' tempered steps."""
+        if is_unit_temperature(temperature):
+            return self.probs()
+        log_probs = jax.nn.log_softmax(self.logits[...], axis=-1)
+        return jax.nn.softmax(log_probs / temperature, axis=-1)
+
+    def sample(self, key: PRNGKey, n: int, temperature=1.0) -> Array:
+        """``n`` draws by inverse-CDF sampling from `tempered_probs`, ``[n, *event_shape]``
+        int32 (``T = 1``, the default, is the model, bit for bit).
 
         Raises:
-          ValueError / TypeError: ``n`` is not an integer ``>= 1`` (`check_count`).
+          ValueError / TypeError: ``n`` is not an integer ``>= 1`` (`check_count`);
+            ``temperature`` not a finite number ``> 0``.
         """
         n = check_count("n", n)
-        return sample_inverse_cdf(key, self.probs(), (n, *self.event_shape))
-
+        temperature = check_temperature(f"{type(self).__name__}.sample", temperature)
+        return sample_inverse_cdf(key, self.tempered_probs(temperature),
+                                  (n, *self.event_shape))
 
 __all__ = ["FactorizedCategorical"]
