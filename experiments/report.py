@@ -9,6 +9,7 @@ import time
 from typing import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import logging
 from flax import nnx
@@ -88,8 +89,7 @@ def write_plots(exp: Experiment, model: nnx.Module, samples, workdir: str) -> di
         files["samples"] = os.path.join(workdir, "samples.png")
         viz.plot_2d_samples(files["samples"], values, data,
                             title=f"{settings.model_name} on {exp.dataset.name}")
-        graphdef, state = nnx.split(model)
-        log_prob_fn = jax.jit(lambda x: nnx.merge(graphdef, state).log_prob(x))
+        log_prob_fn = _marginal_log_prob_fn(model, exp.dataset)
         files["density"] = os.path.join(workdir, "density.png")
         viz.plot_2d_density(files["density"], log_prob_fn, viz.data_extent(exp.dataset.test),
                             title=f"{settings.model_name} density")
@@ -100,6 +100,27 @@ def write_plots(exp: Experiment, model: nnx.Module, samples, workdir: str) -> di
                        title=f"{settings.model_name} on {exp.dataset.name}"):
         files["curves"] = curves
     return files
+
+
+def _marginal_log_prob_fn(model: nnx.Module, dataset) -> Callable:
+    """``x [N, D] -> log p(x) [N]``, jit-compiled: the model's own ``log_prob``, or for a
+    class-conditional model the mixture ``log sum_y pi_y p(x | y)`` with ``pi`` the training
+    split's class frequencies (what a density plot of the unlabeled data shows)."""
+    graphdef, state = nnx.split(model)
+    if not dataset.is_conditional:
+        return jax.jit(lambda x: nnx.merge(graphdef, state).log_prob(x))
+    k = int(dataset.num_classes)
+    counts = np.bincount(np.asarray(dataset.train_labels), minlength=k)
+    with np.errstate(divide="ignore"):
+        log_pi = jnp.asarray(np.log(counts / counts.sum()), jnp.float32)  # [K]
+
+    def log_prob(x):
+        m = nnx.merge(graphdef, state)
+        per_class = jnp.stack([m.log_prob(x, context=jnp.full((x.shape[0],), y, jnp.int32))
+                               for y in range(k)], axis=-1)  # [N, K]
+        return jax.nn.logsumexp(per_class + log_pi, axis=-1)
+
+    return jax.jit(log_prob)
 
 
 def evaluate(exp: Experiment, model: nnx.Module) -> dict:

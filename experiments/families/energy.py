@@ -137,24 +137,26 @@ def langevin_objective(mc, settings=None):
 
 
 def _neural_common(model_config, data: ModelData) -> dict:
+    """Sampler settings, and ``num_classes`` of a conditional data set: the energy is then
+    ``E(x, y)`` and every estimator trains ``p(x | y)`` at the batch's labels."""
     lo, hi = noise_box(data.train, float(model_config.noise_margin))
     return dict(noise_low=lo, noise_high=hi, sample_steps=int(model_config.sample_steps),
                 step_size=float(model_config.step_size),
-                noise_scale=float(model_config.noise_scale))
+                noise_scale=float(model_config.noise_scale), num_classes=data.num_classes)
 
 
 @register("ebm_mlp", data_kind="continuous", objective_fn=langevin_objective,
-          hidden_sizes=(128, 128), **_NEURAL)
+          conditional=True, hidden_sizes=(128, 128), **_NEURAL)
 def _ebm_mlp(model_config, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
     """MLP energy trained with short-run Langevin + replay buffer; log Z by quadrature over
-    the plane (2D) or AIS."""
+    the plane (2D) or AIS (per class when conditional)."""
     from jaxgen.energy.neural import MLPEnergy
     return MLPEnergy(data.event_shape, tuple(model_config.hidden_sizes), rngs=rngs,
                      **_neural_common(model_config, data))
 
 
 @register("ebm_conv", data_kind="continuous", objective_fn=langevin_objective,
-          channels=(32, 64), **_NEURAL)
+          conditional=True, channels=(32, 64), **_NEURAL)
 def _ebm_conv(model_config, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
     """Small conv energy for images, short-run Langevin + replay buffer; log Z by AIS."""
     from jaxgen.energy.neural import ConvEnergy

@@ -8,7 +8,8 @@ may also carry preprocessing options read elsewhere):
 Every source reads ``conditional`` (False): keep the class labels (digits' digit class,
 npz ``{split}_labels`` arrays, a tfds label feature) so batches become
 ``Labeled(x, labels)`` and conditional models see ``log_prob(x, context=labels)``;
-``num_classes`` is derived from the data. Toy 2D data have no labels.
+``num_classes`` is derived from the data. Of the toy 2D data, 8gaussians is labeled by
+its mixture component (8 classes); the others have no labels.
 
 ``digits``: scikit-learn's 8x8 digits, ``[N, 8, 8, 1]`` int32, fixed 1257/270/270 split.
     - ``binarize`` (False): static binarization at ``>= 8`` (``num_levels`` 2, else 17).
@@ -68,12 +69,10 @@ def _load_digits(cfg: Mapping[str, Any]) -> Dataset:
 
 
 def _load_toy2d(cfg: Mapping[str, Any]) -> Dataset:
-    if _conditional(cfg):
-        raise ValueError("data source 'toy2d' has no class labels; data.conditional=True "
-                         "needs digits, npz with {split}_labels arrays, or tfds")
     return load_toy2d(cfg.get("toy_name", "moons"), num_train=cfg.get("num_train", 50_000),
                       num_valid=cfg.get("num_valid", 10_000),
-                      num_test=cfg.get("num_test", 10_000), seed=cfg.get("seed", 0))
+                      num_test=cfg.get("num_test", 10_000), seed=cfg.get("seed", 0),
+                      conditional=_conditional(cfg))
 
 
 def _load_npz(cfg: Mapping[str, Any]) -> Dataset:

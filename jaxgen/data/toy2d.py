@@ -16,6 +16,12 @@ pinwheel       five curved arms (radial std 0.3, tangential std 0.1, rate 0.25),
 2spirals       two interleaved spirals, noise 0.1
 rings          four concentric circles of radii 3, 2.25, 1.5, 0.75, noise std 0.08
 =============  ==============================================================================
+
+Labels (``load_toy2d(..., conditional=True)``, for class-conditional models ``p(x | y)``):
+``8gaussians`` labels each point with its mixture component, ``y in 0..7`` counter-clockwise
+from the positive x axis (component ``k`` centred at ``4 (cos k pi/4, sin k pi/4) / sqrt(2)``,
+every component with probability 1/8). The points are the same draws as without labels.
+The other densities have no labels (`LABELED_TOY2D` lists the ones that do).
 """
 from __future__ import annotations
 
@@ -45,11 +51,17 @@ def _circles(rng: np.random.Generator, n: int) -> np.ndarray:
     return 3 * (points + 0.08 * rng.standard_normal((n, 2)))
 
 
-def _eight_gaussians(rng: np.random.Generator, n: int) -> np.ndarray:
+def _eight_gaussians_labeled(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(points [n, 2], component [n])``: the component of each point is its label."""
     angles = np.arange(8) * np.pi / 4
     centers = 4 * np.stack([np.cos(angles), np.sin(angles)], axis=1)  # [8, 2]
-    points = 0.5 * rng.standard_normal((n, 2)) + centers[rng.integers(0, 8, size=n)]
-    return points / np.sqrt(2)
+    noise = 0.5 * rng.standard_normal((n, 2))
+    component = rng.integers(0, 8, size=n)
+    return (noise + centers[component]) / np.sqrt(2), component.astype(np.int32)
+
+
+def _eight_gaussians(rng: np.random.Generator, n: int) -> np.ndarray:
+    return _eight_gaussians_labeled(rng, n)[0]
 
 
 def _checkerboard(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -83,6 +95,11 @@ def _rings(rng: np.random.Generator, n: int) -> np.ndarray:
     circles = radius[:, None] * np.stack([np.cos(t), np.sin(t)], axis=1)
     return 3 * circles + 0.08 * rng.standard_normal((n, 2))
 
+
+# Densities with a natural class label: name -> (sampler of (points, labels), num_classes).
+LABELED_TOY2D: dict[str, tuple[Callable[[np.random.Generator, int], tuple], int]] = {
+    "8gaussians": (_eight_gaussians_labeled, 8),
+}
 
 TOY2D_SAMPLERS: dict[str, Sampler] = {
     "moons": _moons,
@@ -123,7 +140,7 @@ def sample_toy2d(name: str, num_samples: int, seed: Any = 0) -> np.ndarray:
 
 
 def load_toy2d(name: str, num_train: int = 50_000, num_valid: int = 10_000,
-               num_test: int = 10_000, seed: int = 0) -> Dataset:
+               num_test: int = 10_000, seed: int = 0, conditional: bool = False) -> Dataset:
     """A continuous `Dataset` of fresh draws from a 2D toy density.
 
     The three splits use independent streams, spawned from ``np.random.SeedSequence(seed)``,
@@ -135,23 +152,36 @@ def load_toy2d(name: str, num_train: int = 50_000, num_valid: int = 10_000,
         num_valid: number of validation points.
         num_test: number of test points.
         seed: seed of the whole data set.
+        conditional: label every point (``LABELED_TOY2D``: 8gaussians' mixture component);
+            the points are the same as without labels.
 
     Returns:
-        ``Dataset(name, train [num_train, 2], valid, test, num_levels=None)``, float32.
+        ``Dataset(name, train [num_train, 2], valid, test, num_levels=None)``, float32
+        (with ``{split}_labels [N]`` int32 and ``num_classes`` when ``conditional``).
 
     Raises:
         ValueError: an unknown ``name``; a split size < 1 (the message names the argument,
-            e.g. ``num_train``).
+            e.g. ``num_train``); ``conditional`` for a density without labels.
         TypeError: a split size that is not an integer.
     """
     _check_name(name)  # before the sizes: a misspelt name is the likelier mistake
+    if conditional and name not in LABELED_TOY2D:
+        raise ValueError(f"toy2d density {name!r} has no class labels; data.conditional=True "
+                         f"needs one of {sorted(LABELED_TOY2D)}")
     sizes = {arg: check_count(arg, value) for arg, value in
              (("num_train", num_train), ("num_valid", num_valid), ("num_test", num_test))}
-    train_seed, valid_seed, test_seed = np.random.SeedSequence(seed).spawn(3)
-    return Dataset(
-        name=name,
-        train=sample_toy2d(name, sizes["num_train"], train_seed),
-        valid=sample_toy2d(name, sizes["num_valid"], valid_seed),
-        test=sample_toy2d(name, sizes["num_test"], test_seed),
-        num_levels=None,
-    )
+    seeds = dict(zip(("train", "valid", "test"), np.random.SeedSequence(seed).spawn(3)))
+    if not conditional:
+        return Dataset(
+            name=name,
+            train=sample_toy2d(name, sizes["num_train"], seeds["train"]),
+            valid=sample_toy2d(name, sizes["num_valid"], seeds["valid"]),
+            test=sample_toy2d(name, sizes["num_test"], seeds["test"]),
+            num_levels=None,
+        )
+    sampler, num_classes = LABELED_TOY2D[name]
+    splits = {split: sampler(np.random.default_rng(seeds[split]), sizes[f"num_{split}"])
+              for split in seeds}
+    return Dataset(name=name, num_levels=None, num_classes=num_classes,
+                   **{split: points.astype(np.float32) for split, (points, _) in splits.items()},
+                   **{f"{split}_labels": labels for split, (_, labels) in splits.items()})

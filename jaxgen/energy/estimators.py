@@ -29,7 +29,11 @@ model.
   data law): NCE learns the normalizer.
 
 Every loss takes a model with ``energy(x) -> [B]`` (per-example energies: the score of a
-batch is the gradient of their sum) and returns ``(loss, metrics)``.
+batch is the gradient of their sum) and returns ``(loss, metrics)``. A ``Labeled(x, y)``
+batch (`jaxgen.data.batching`) trains a class-conditional energy ``E(x, y)``: the score is
+``-grad_x E(x, y)`` at the example's own label, and NCE's noise draws take the batch's labels
+(noise draw ``m`` gets ``y_{m mod B}``), so each class's ``exp(-E(., y))`` is fitted to
+``p(x | y)`` against the same class-free noise ``q``.
 """
 from __future__ import annotations
 
@@ -40,13 +44,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxgen.data.batching import context_of, inputs_of
 from jaxgen.types import Array, PRNGKey
 
 
-def score(model, x: Array) -> Array:
-    """``s(x) = -grad_x E(x)``: ``[B, *event_shape] -> same`` (examples are independent,
-    so this is the gradient of ``sum_b E(x_b)``)."""
-    return -jax.grad(lambda v: jnp.sum(model.energy(v)))(x)
+def _ctx(context) -> dict:
+    """``energy``'s keyword arguments: ``{}`` unconditional, else ``{"context": y}``."""
+    return {} if context is None else {"context": context}
+
+
+def score(model, x: Array, context=None) -> Array:
+    """``s(x) = -grad_x E(x)`` (``-grad_x E(x, y)`` given labels ``context [B]``):
+    ``[B, *event_shape] -> same`` (examples are independent, so this is the gradient of
+    ``sum_b E(x_b)``)."""
+    return -jax.grad(lambda v: jnp.sum(model.energy(v, **_ctx(context))))(x)
 
 
 def _per_example(a: Array) -> Array:  # [B, ...] -> [B]
@@ -58,13 +69,13 @@ def dsm_loss(model, batch: Array, key: PRNGKey, noise_std: float) -> tuple[Array
 
     Args:
       model: has ``energy(x) -> [B]``.
-      batch: ``[B, *event_shape]`` float data.
+      batch: ``[B, *event_shape]`` float data, or ``Labeled(x, y)``.
       key: for ``eps``.
       noise_std: ``sigma > 0``.
     """
-    x = jnp.asarray(batch, jnp.float32)
+    x, context = jnp.asarray(inputs_of(batch), jnp.float32), context_of(batch)
     eps = jax.random.normal(key, x.shape)
-    residual = noise_std * score(model, x + noise_std * eps) + eps
+    residual = noise_std * score(model, x + noise_std * eps, context) + eps
     loss = 0.5 * jnp.mean(_per_example(residual ** 2))
     return loss, {"dsm": loss}
 
@@ -77,9 +88,9 @@ def ssm_loss(model, batch: Array, key: PRNGKey, num_projections: int = 1
     ``(grad s) v`` is one ``jax.jvp`` of the score per projection (the examples' Jacobians
     are block diagonal, so one jvp of the batch gives every example's product).
     """
-    x = jnp.asarray(batch, jnp.float32)
+    x, context = jnp.asarray(inputs_of(batch), jnp.float32), context_of(batch)
     vs = jax.random.normal(key, (int(num_projections), *x.shape))
-    score_fn = lambda v: score(model, v)
+    score_fn = lambda v: score(model, v, context)
     s = score_fn(x)
 
     def curvature(v):  # [B]: v^T (grad s) v per example
@@ -143,13 +154,17 @@ def nce_loss(model, batch: Array, key: PRNGKey, noise: GaussianNoise,
     Both sets go through one ``model.energy`` call. Metrics: ``nce_accuracy`` (the
     classifier's), ``learned_log_z`` (``c``).
     """
-    x = jnp.asarray(batch, jnp.float32)
+    x, labels = jnp.asarray(inputs_of(batch), jnp.float32), context_of(batch)
     num_noise = max(1, int(round(noise_ratio * x.shape[0])))
     nu = num_noise / x.shape[0]
     y = noise.sample(key, num_noise).reshape(num_noise, *x.shape[1:])
     both = jnp.concatenate([x, y], axis=0)
+    context = None
+    if labels is not None:  # noise draw m takes the label of example m mod B
+        labels = jnp.asarray(labels)
+        context = jnp.concatenate([labels, labels[jnp.arange(num_noise) % x.shape[0]]])
     c = learned_log_z(model)
-    logits = (-model.energy(both) - c - math.log(nu)
+    logits = (-model.energy(both, **_ctx(context)) - c - math.log(nu)
               - noise.log_prob(both.reshape(both.shape[0], -1)))  # [B + M]
     g_data, g_noise = logits[:x.shape[0]], logits[x.shape[0]:]
     loss = -jnp.mean(jax.nn.log_sigmoid(g_data)) - nu * jnp.mean(jax.nn.log_sigmoid(-g_noise))

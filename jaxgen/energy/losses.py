@@ -222,24 +222,35 @@ def langevin_replay_loss(num_steps: int = 20, reinit_prob: float = 0.05,
 
     (the regularizer keeps energies near 0 and the landscape smooth).
 
+    A ``Labeled(x, y)`` batch trains a class-conditional energy: negative ``b`` runs on
+    ``E(., y_b)`` from (and back to) class ``y_b``'s buffer, so
+    ``grad L = E_data[grad E(x, y)] - E_{y ~ batch, x ~ p(x | y)}[grad E(x, y)]``, the MLE
+    gradient of ``log p(x | y)`` at the batch's labels.
+
     Returns:
       ``loss_fn(model, batch, key, extra) -> (loss, (metrics, new_extra))`` with
-      ``extra = {"buffer": [N, *event_shape]}`` (``init_replay_buffer(key, N, model.noise)``).
+      ``extra = {"buffer": [N, *event_shape]}`` (``init_replay_buffer(key, N, model.noise)``;
+      ``[K, N_k, *event_shape]`` per class for a conditional energy).
     """
+    from jaxgen.data.batching import context_of, inputs_of
     from jaxgen.energy.replay_buffer import push_replay, sample_replay
 
     def loss_fn(model, batch, key, extra):
+        x, labels = inputs_of(batch), context_of(batch)
+        ctx = {} if labels is None else {"context": labels}
         k_start, k_run = jax.random.split(key)
-        starts, idx = sample_replay(k_start, extra["buffer"], batch.shape[0], reinit_prob,
-                                    model.noise)
-        negative = jax.lax.stop_gradient(model.langevin(k_run, starts, num_steps, grad_clip))
-        e_pos = model.energy(batch)
-        e_neg = model.energy(negative)
+        starts, idx = sample_replay(k_start, extra["buffer"], x.shape[0], reinit_prob,
+                                    model.noise, labels)
+        negative = jax.lax.stop_gradient(model.langevin(k_run, starts, num_steps, grad_clip,
+                                                        **ctx))
+        e_pos = model.energy(x, **ctx)
+        e_neg = model.energy(negative, **ctx)
         reg = energy_reg * (jnp.mean(e_pos ** 2) + jnp.mean(e_neg ** 2))
         loss = jnp.mean(e_pos) - jnp.mean(e_neg) + reg
         metrics = {"positive_energy": jnp.mean(e_pos), "negative_energy": jnp.mean(e_neg),
                    "energy_reg": reg}
-        return loss, (metrics, dict(extra, buffer=push_replay(extra["buffer"], idx, negative)))
+        buffer = push_replay(extra["buffer"], idx, negative, labels)
+        return loss, (metrics, dict(extra, buffer=buffer))
 
     return loss_fn
 

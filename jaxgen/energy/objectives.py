@@ -16,6 +16,13 @@
 
 Each ``finalize`` returns a copy of the model with ``log_z`` set (the argument is unchanged)
 and ``{"log_z", "log_z_method", "log_z_wall_s", "log_z_std_err", ...}``.
+
+A class-conditional neural energy ``E(x, y)`` (``model.num_classes = K``) gets one
+``log Z(y) = log int exp(-E(x, y)) dx`` per class, by the same quadrature (on the box of the
+whole training set, so every class's integral covers every mode the data have; one
+compilation for all classes, the label passed as a traced argument) or AIS (from a Gaussian
+fitted to the class's own examples); the results hold ``[K]`` lists under the same keys
+(``log_z``, ``log_z_std_err``, ...), ``log_z_converged`` true only when every class's is.
 """
 from __future__ import annotations
 
@@ -65,6 +72,27 @@ def _log_z_results(method: str, log_z, wall_s: float, ais=None) -> dict:
         out.update(log_z_std_err=float(ais.log_z_std_err), ais_ess=float(ais.ess),
                    ais_log_z_base=float(ais.log_z_base))
     return out
+
+
+def _per_class_results(per_class: list[dict]) -> dict:
+    """One results dict of ``K`` per-class ones: every numeric entry becomes a ``[K]`` list
+    under the same key; the method stays one string, ``*_converged`` is true when every
+    class's is."""
+    out = {}
+    for key in per_class[0]:
+        values = [r[key] for r in per_class]
+        if key.endswith("_method"):
+            out[key] = values[0]
+        elif key.endswith("_converged"):
+            out[key] = bool(all(values))
+        else:
+            out[key] = values
+    return out
+
+
+def _class_of(model) -> int | None:
+    """``K`` of a class-conditional energy, else None."""
+    return getattr(model, "num_classes", None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,6 +238,8 @@ class NeuralLogZ:
                                                              time.perf_counter() - t0)
         train = np.asarray(data.train, np.float32).reshape(len(data.train), -1)
         shape = tuple(np.shape(data.train)[1:])
+        if _class_of(model) is not None:
+            return self._per_class(model, data, train, shape, key, t0)
         if shape == (2,) and self.method in ("auto", "quadrature", "grid"):
             graphdef, state = nnx.split(model)
             estimate = log_partition_2d(
@@ -231,6 +261,51 @@ class NeuralLogZ:
         result = _on_model(run, model, key)
         return _with_log_z(model, result.log_z), _log_z_results(
             "ais", result.log_z, time.perf_counter() - t0, result)
+
+    def _per_class(self, model, data, train, shape, key, t0) -> tuple[nnx.Module, dict]:
+        """``log Z(y)`` for ``y = 0 .. K-1`` of a conditional energy: quadrature over the
+        plane (2D) on the whole training set's box, else AIS from a Gaussian fitted to the
+        class's examples (all examples when the data carry no labels or none of ``y``)."""
+        from jaxgen.mcmc.mala import mala
+
+        num_classes = int(model.num_classes)
+        keys = [jax.random.fold_in(key, y) for y in range(num_classes)]
+        graphdef, state = nnx.split(model)
+        if shape == (2,) and self.method in ("auto", "quadrature", "grid"):
+            def energy_fn(x, y):  # [N, 2], [] int -> [N]
+                mdl = nnx.merge(graphdef, state)
+                return mdl.energy(x, jnp.full((x.shape[0],), y, jnp.int32))
+
+            estimates = [log_partition_2d(
+                energy_fn, train, keys[y], grid_size=int(self.grid_size),
+                tol=float(self.log_z_tol), max_doublings=int(self.log_z_max_doublings),
+                num_tail_samples=int(self.log_z_tail_samples),
+                energy_args=(jnp.int32(y),)) for y in range(num_classes)]
+            log_z = [e.log_z for e in estimates]
+            out = _per_class_results([e.results() for e in estimates])
+        else:
+            labels = getattr(data, "train_labels", None)
+            betas = temperature_schedule(int(self.ais_num_temps), self.ais_schedule)
+
+            def run(st, k, y, mean, std):
+                mdl = nnx.merge(graphdef, st)
+                energy = lambda x: mdl.energy(x.reshape(1, *shape), jnp.reshape(y, (1,)))[0]
+                return geometric_path_ais(k, energy, mean, std,
+                                          lambda f: mala(f, float(self.ais_step_size)), betas,
+                                          int(self.ais_num_runs))
+
+            run = jit(run)
+            results = []
+            for y in range(num_classes):
+                rows = train if labels is None else train[np.asarray(labels) == y]
+                rows = train if len(rows) == 0 else rows
+                results.append(run(state, keys[y], jnp.int32(y), rows.mean(0),
+                                   rows.std(0) + 0.05))
+            log_z = [float(r.log_z) for r in results]
+            out = _per_class_results([_log_z_results("ais", r.log_z, 0.0, r)
+                                      for r in results])
+        out["log_z_wall_s"] = time.perf_counter() - t0
+        return _with_log_z(model, np.asarray(log_z, np.float32)), out
 
 
 class LangevinReplay(Objective):
@@ -279,11 +354,18 @@ class LangevinReplay(Objective):
                                  self.ais_step_size)
 
     def init(self, model, train_data, key):
+        """``{"buffer": [buffer_size, *event_shape]}`` of uniform noise over `noise_box`;
+        for a conditional energy one buffer per class, ``[K, ceil(buffer_size / K), ...]``."""
         lo, hi = noise_box(train_data, self.noise_margin)
         shape = tuple(np.shape(train_data)[1:])
+        num_classes = _class_of(model)
+        per_class = (self.buffer_size if num_classes is None
+                     else -(-self.buffer_size // int(num_classes)))
+        size = per_class if num_classes is None else per_class * int(num_classes)
         buffer = init_replay_buffer(
-            key, self.buffer_size,
-            lambda k, n: jax.random.uniform(k, (n, *shape), minval=lo, maxval=hi))
+            key, size, lambda k, n: jax.random.uniform(k, (n, *shape), minval=lo, maxval=hi))
+        if num_classes is not None:
+            buffer = buffer.reshape(int(num_classes), per_class, *shape)
         return {"buffer": buffer}
 
     def loss(self, model, batch, key, extra):
@@ -428,8 +510,8 @@ class NoiseContrastiveEstimation(_ContinuousEstimator):
     def finalize(self, model, data, key):
         new, results = self.log_z(model, data, key)
         learned = float(_on_model(learned_log_z, model))
-        results.update(nce_learned_log_z=learned,
-                       nce_log_z_gap=float(results["log_z"]) - learned)
+        gap = (np.asarray(results["log_z"], np.float64) - learned).tolist()  # [K] if conditional
+        results.update(nce_learned_log_z=learned, nce_log_z_gap=gap)
         return new, results
 
 

@@ -139,8 +139,8 @@ def _chunked_values(value_fn: Callable[[Array], Array], pts: Array, chunk_size: 
     return jnp.where(valid, values, -jnp.inf)
 
 
-def _checked_energy(energy_fn, x: Array) -> Array:
-    e = energy_fn(x)
+def _checked_energy(energy_fn, x: Array, args: tuple = ()) -> Array:
+    e = energy_fn(x, *args)
     if tuple(e.shape) != (x.shape[0],):
         raise ValueError(f"energy_fn must map [N, 2] -> [N]; for N={x.shape[0]} it returned "
                          f"shape {tuple(e.shape)}")
@@ -148,23 +148,24 @@ def _checked_energy(energy_fn, x: Array) -> Array:
 
 
 def _grid_log_sum(energy_fn, n: int, exclude_inner: bool, chunk_size: int, low: Array,
-                  cell: Array) -> Array:
+                  cell: Array, args: tuple = ()) -> Array:
     """``log sum_cells exp(-E(midpoint))`` over the ``n x n`` grid of cell ``cell [2]`` from
     ``low [2]`` (the middle block left out when ``exclude_inner``). Two-level logsumexp
     (per chunk, then across chunks) keeps float32 rounding at ``~(C + M/C) eps``."""
     pts = low + (jnp.asarray(_cell_indices(n, exclude_inner)) + 0.5) * cell  # [M, 2]
     per_chunk = jax.nn.logsumexp(
-        _chunked_values(lambda x: -_checked_energy(energy_fn, x), pts, chunk_size), axis=-1)
+        _chunked_values(lambda x: -_checked_energy(energy_fn, x, args), pts, chunk_size),
+        axis=-1)
     return jax.nn.logsumexp(per_chunk)
 
 
 def _region_log_sums(energy_fn, grid_size: int, exclude_inner: bool, chunk_size: int,
-                     low: Array, cell: Array) -> Array:
+                     low: Array, cell: Array, args: tuple = ()) -> Array:
     """``[2]``: log-sums of the region on the ``grid_size`` grid and on the grid of half
     the resolution (cells ``2 * cell``), without the cell areas."""
-    fine = _grid_log_sum(energy_fn, grid_size, exclude_inner, chunk_size, low, cell)
+    fine = _grid_log_sum(energy_fn, grid_size, exclude_inner, chunk_size, low, cell, args)
     coarse = _grid_log_sum(energy_fn, grid_size // 2, exclude_inner, chunk_size, low,
-                           2 * cell)
+                           2 * cell, args)
     return jnp.stack([fine, coarse])
 
 
@@ -178,7 +179,7 @@ def _student_t_log_density(x: Array, center: Array, scale: Array, df: int) -> Ar
 
 
 def _tail_log_weights(energy_fn, num_samples: int, df: int, chunk_size: int, key: PRNGKey,
-                      center: Array, half: Array) -> Array:
+                      center: Array, half: Array, args: tuple = ()) -> Array:
     """``[num_samples]`` log importance weights ``-E(x) - log q(x)`` of Student-t draws
     ``x = center + half * g / sqrt(u / df)`` (``g ~ N(0, I_2)``, ``u ~ chi^2_df`` as a sum of
     ``df`` squared normals: no gamma sampler to compile), ``-inf`` for draws inside the box
@@ -188,7 +189,7 @@ def _tail_log_weights(energy_fn, num_samples: int, df: int, chunk_size: int, key
     u = jnp.sum(normals[:, 2:] ** 2, -1, keepdims=True)  # [N, 1]
     x = center + half * g / jnp.sqrt(u / df)  # [N, 2]
     outside = jnp.any(jnp.abs(x - center) > half, axis=-1)
-    neg_energy = _chunked_values(lambda xc: -_checked_energy(energy_fn, xc), x,
+    neg_energy = _chunked_values(lambda xc: -_checked_energy(energy_fn, xc, args), x,
                                  chunk_size).reshape(-1)[:num_samples]
     log_w = neg_energy - _student_t_log_density(x, center, half, df)
     return jnp.where(outside, log_w, -jnp.inf)
@@ -229,13 +230,13 @@ def log_partition_2d(energy_fn: Callable[[Array], Array], data, key: PRNGKey, *,
                      margin: float = 0.25, grid_size: int = 400, tol: float = 1e-4,
                      min_doublings: int = 2, max_doublings: int = 12,
                      num_tail_samples: int = 2 ** 16, tail_df: int = 1,
-                     chunk_size: int = 8192) -> LogZ2D:
+                     chunk_size: int = 8192, energy_args: tuple = ()) -> LogZ2D:
     """``log Z`` of ``exp(-energy_fn)`` on ``R^2``: nested doubling boxes by the midpoint
     rule, the tail beyond them by Student-t importance sampling (see the module docstring).
 
     Args:
-      energy_fn: ``[N, 2] float32 -> [N]`` energies; traced (pure, jit-compatible). The same
-        function object reuses the compilation.
+      energy_fn: ``[N, 2] float32 (, *energy_args) -> [N]`` energies; traced (pure,
+        jit-compatible). The same function object reuses the compilation.
       data: ``[N, 2]`` points whose bounding box (plus ``margin`` of its span) is ``B_0``.
       key: for the tail's importance samples.
       margin: ``B_0``'s padding, as a fraction of the data's span per axis.
@@ -245,6 +246,9 @@ def log_partition_2d(energy_fn: Callable[[Array], Array], data, key: PRNGKey, *,
       num_tail_samples: Student-t draws for the tail.
       tail_df: the Student-t's degrees of freedom, an integer (1: a bivariate Cauchy).
       chunk_size: points per energy call.
+      energy_args: arrays passed on as ``energy_fn(x, *energy_args)``, traced: one
+        compilation serves every value (e.g. the class ``y`` of a conditional energy
+        ``E(x, y)``, integrated class by class).
 
     Returns:
       `LogZ2D`. ``converged`` is False (and a ``RuntimeWarning`` says why) when the shells
@@ -274,11 +278,12 @@ def log_partition_2d(energy_fn: Callable[[Array], Array], data, key: PRNGKey, *,
     center, half0 = (low0 + high0) / 2, (high0 - low0) / 2
     with np.errstate(invalid="ignore", over="ignore"):  # a NaN is reported via `converged`
         shells = _shells(energy_fn, center, half0, grid_size, tol, min_doublings,
-                         max_doublings, chunk_size)
+                         max_doublings, chunk_size, energy_args)
         half_final = half0 * 2.0 ** shells.num_doublings
         log_w = np.asarray(_tail_log_weights_jit(
             energy_fn, num_tail_samples, tail_df, chunk_size, key,
-            jnp.asarray(center, jnp.float32), jnp.asarray(half_final, jnp.float32)),
+            jnp.asarray(center, jnp.float32), jnp.asarray(half_final, jnp.float32),
+            energy_args),
             np.float64)  # [num_tail_samples]
         log_tail, log_tail_se = _log_mean_and_se(log_w)
 
@@ -318,7 +323,8 @@ class _Shells(NamedTuple):
 
 
 def _shells(energy_fn, center: np.ndarray, half0: np.ndarray, grid_size: int, tol: float,
-            min_doublings: int, max_doublings: int, chunk_size: int) -> _Shells:
+            min_doublings: int, max_doublings: int, chunk_size: int,
+            energy_args: tuple = ()) -> _Shells:
     """Integrates ``B_0``, then shell after shell ``B_k \\ B_{k-1}``, until the last shell
     holds less than ``tol`` of the mass (after ``min_doublings``) or ``max_doublings``."""
     log_fine, log_err, num_evals = [], [], 0
@@ -328,7 +334,7 @@ def _shells(energy_fn, center: np.ndarray, half0: np.ndarray, grid_size: int, to
         cell = 2 * half / grid_size  # [2]
         sums = np.asarray(_region_log_sums_jit(
             energy_fn, grid_size, k > 0, chunk_size, jnp.asarray(center - half, jnp.float32),
-            jnp.asarray(cell, jnp.float32)), np.float64)
+            jnp.asarray(cell, jnp.float32), energy_args), np.float64)
         num_evals += (grid_size ** 2 + (grid_size // 2) ** 2) * (3 if k else 4) // 4
         log_area = float(np.sum(np.log(cell)))
         fine, coarse = sums[0] + log_area, sums[1] + log_area + 2 * math.log(2.0)
