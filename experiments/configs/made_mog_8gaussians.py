@@ -1,0 +1,11 @@
+"""MADE with a 10-component Gaussian-mixture head on the 2D `8gaussians` density
+(jaxgen.data.toy2d): hidden 160 x 2, about the parameter count of `maf_8gaussians` /
+`realnvp_8gaussians` (docs/RESULTS.md, issue 16 section). In 2D the first coordinate's
+density is the head's unconditional mixture and the second's is a mixture whose parameters
+an MLP reads from the first. Shared settings: `experiments/configs/_autoregressive.py`."""
+from experiments.configs import _autoregressive
+
+
+def get_config():
+    return _autoregressive.toy_config("made", "8gaussians", hidden_sizes=(160, 160),
+                                      head="gaussian_mixture", num_mixtures=10)
