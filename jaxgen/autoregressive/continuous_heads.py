@@ -25,6 +25,12 @@ that is exactly ``p(x)^{1/T}`` renormalized, the discrete heads' definition. A m
 ``p^{1/T}`` has no closed form; the mixtures draw from ``pi_m^{1/T}`` renormalized
 (logits ``l / T``) and then the component with its scale times ``sqrt(T)``: ``T = 1`` is the
 model, ``T -> 0`` concentrates on the heaviest component's centre, ``T < 1`` sharpens.
+
+``initial_bias()`` ``[P]`` is the bias a model's output layer starts from: zeros, except
+the mixtures' means at the standard normal quantiles ``Phi^{-1}((m + 1/2) / M)``. Where the
+network's output does not depend on its input (the first dimension of a MADE reads only
+biases) components that start equal get equal gradients and stay equal forever: a mixture
+would train as one component.
 """
 from __future__ import annotations
 
@@ -33,6 +39,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import jax.scipy.stats.norm as jnorm
+import numpy as np
+import scipy.special
 
 from jaxgen.checks import check_temperature
 from jaxgen.distributions.gaussian import gaussian_log_prob
@@ -64,6 +72,10 @@ class GaussianHead:
 
     def _split(self, params: Array) -> tuple[Array, Array]:
         return params[..., 0], clamp_log_scale(params[..., 1])
+
+    def initial_bias(self) -> np.ndarray:  # [2]
+        """Zeros: ``N(0, 1)`` where the network's output is zero."""
+        return np.zeros((2,), np.float32)
 
     def log_prob(self, params: Array, x: Array) -> Array:  # [..., 2], [...] -> [...]
         """``-z^2 / 2 - log s - log(2 pi) / 2``, ``z = (x - mu) / s``."""
@@ -102,6 +114,13 @@ class _MixtureHead:
     def _split(self, params: Array) -> tuple[Array, Array, Array]:
         logits, mu, log_s = jnp.split(params, 3, axis=-1)  # [..., M] each
         return logits, mu, clamp_log_scale(log_s)
+
+    def initial_bias(self) -> np.ndarray:  # [3M]
+        """Equal weights, unit scales, means ``Phi^{-1}((m + 1/2) / M)`` (distinct, so the
+        components can separate; module docstring)."""
+        m = self.num_mixtures
+        means = scipy.special.ndtri((np.arange(m) + 0.5) / m)
+        return np.concatenate([np.zeros(m), means, np.zeros(m)]).astype(np.float32)
 
     def _component_log_prob(self, mu: Array, log_s: Array, x: Array) -> Array:
         raise NotImplementedError

@@ -49,7 +49,8 @@ needed: the first dimension's parameters have no hidden inputs.)
 Real-valued data: with ``num_levels=None`` and a continuous head (``"gaussian"``,
 ``"gaussian_mixture"``, ``"logistic_mixture"``; `jaxgen.autoregressive.continuous_heads`)
 the inputs are the float values themselves (one input unit per dimension) and each
-``theta_d`` parameterizes a density on the real line, so ``log p(x)`` is a density in nats
+``theta_d`` parameterizes a density on the real line (the output bias starts at the head's
+``initial_bias``: the first dimension's mixture reads biases only), so ``log p(x)`` is a density in nats
 (MADE as in Germain et al.'s real-valued variant / MAF's conditioner used directly). The
 masks, orderings, ensembles, context and sampling are the same.
 
@@ -185,6 +186,8 @@ class MADE(AutoregressiveModel):
         self.orderings = Mask(jnp.asarray(np.stack(orders), jnp.int32))  # [M, D]
         self.shares_one_ordering = bool(np.all(np.stack(orders) == orders[0]))
         self.layers = nnx.List([MaskedDense(np.stack(ms), rngs=rngs) for ms in per_layer])
+        if self.is_continuous:  # distinct mixture components (continuous_heads.initial_bias)
+            self.layers[-1].bias[...] = jnp.asarray(np.tile(self.head.initial_bias(), d))
         # Created after the MLP, so the MLP's initial parameters do not depend on
         # direct_connections (the same rngs draws in the same order).
         self.direct = (MaskedDense(np.stack(direct), use_bias=False, rngs=rngs)

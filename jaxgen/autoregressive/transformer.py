@@ -19,7 +19,8 @@ factorizes over the raster order as before (Image-GPT's class token).
 Real-valued data (``num_levels=None`` and a continuous head, `jaxgen.autoregressive.
 continuous_heads`): token ``x_{t-1}`` enters as ``x_{t-1} w`` (``token_embed [1, d]``, a
 linear embedding of the value; the position embedding acts as its bias) and ``theta_t``
-parameterizes a density on the real line, so ``log p(x)`` is a density in nats.
+parameterizes a density on the real line, so ``log p(x)`` is a density in nats (the
+readout's bias starts at the head's ``initial_bias``).
 
 `sample` decodes with a key/value cache (`jaxgen.nn.attention.KVCache`): step ``t`` runs
 the network on one token; `sample_naive` reruns the whole sequence at every step.
@@ -106,6 +107,8 @@ class CausalTransformer(ConditionalAutoregressiveModel):
                                 for _ in range(num_layers)])
         self.norm = nnx.LayerNorm(d_model, rngs=rngs)
         self.readout = mp.Linear(d_model, self.head.num_params, rngs=rngs)
+        if self.is_continuous:  # distinct mixture components (continuous_heads.initial_bias)
+            self.readout.bias[...] = jnp.asarray(self.head.initial_bias())
         # Created last, so an unconditional transformer's parameters do not change.
         self.num_classes = None if num_classes is None else check_count("num_classes",
                                                                         num_classes)
