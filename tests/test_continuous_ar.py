@@ -161,11 +161,10 @@ def test_temperature_scales_the_gaussian_spread(model_name):
     model = _randomized(MODELS[model_name]((2,), "gaussian", 0), scale=0.5)
     key = jax.random.key(5)
     np.testing.assert_array_equal(model.sample(key, 8), model.sample(key, 8, temperature=1.0))
-    for temperature in (0.25, 2.0):
-        x = model.sample(key, 3000, temperature=temperature)
-        params = model.params_from_inputs(model.encode(x))  # [n, 2, 2]
-        z = (x - params[..., 0]) * jnp.exp(-params[..., 1])  # standardized, N(0, T)
-        np.testing.assert_allclose(np.var(np.asarray(z), axis=0), temperature, rtol=0.12)
+    x = model.sample(key, 3000, temperature=0.3)
+    params = model.params_from_inputs(model.encode(x))  # [n, 2, 2]
+    z = (x - params[..., 0]) * jnp.exp(-params[..., 1])  # standardized: N(0, T) per dim
+    np.testing.assert_allclose(np.var(np.asarray(z), axis=0), 0.3, rtol=0.12)
 
 
 @pytest.mark.parametrize("head", ["gaussian_mixture", "logistic_mixture"])

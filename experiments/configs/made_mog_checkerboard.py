@@ -1,7 +1,8 @@
-"""MADE with a 10-component Gaussian-mixture head on the 2D `checkerboard` density
-(jaxgen.data.toy2d): hidden 160 x 2, about the parameter count of `maf_checkerboard` /
-`realnvp_checkerboard` (docs/RESULTS.md, issue 16 section). Shared settings:
-`experiments/configs/_autoregressive.py`."""
+"""MADE with a Gaussian-mixture head (``model.head=gaussian_mixture``,
+``model.num_mixtures=10``) on the 2D `checkerboard` density (jaxgen.data.toy2d):
+``model.hidden_sizes=(160, 160)``, about the parameter count of `maf_checkerboard` /
+`realnvp_checkerboard`, with their training settings (``train.num_steps=4000``;
+docs/RESULTS.md, issue 16 section). Shared settings: `experiments/configs/_autoregressive.py`."""
 from experiments.configs import _autoregressive
 
 

@@ -1,6 +1,8 @@
-"""Causal transformer with a 10-component Gaussian-mixture head on the 2D `8gaussians`
-density (jaxgen.data.toy2d): 2 tokens, 2 layers, d_model 32 (the value enters through a
-linear embedding). Shared settings: `experiments/configs/_autoregressive.py`."""
+"""Causal transformer with a Gaussian-mixture head (``model.head=gaussian_mixture``,
+``model.num_mixtures=10``) on the 2D `8gaussians` density (jaxgen.data.toy2d): 2 tokens,
+``model.num_layers=2``, ``model.d_model=32``, ``model.num_heads=2`` (the value enters
+through a linear embedding), ``train.num_steps=4000``. Shared settings:
+`experiments/configs/_autoregressive.py`."""
 from experiments.configs import _autoregressive
 
 
