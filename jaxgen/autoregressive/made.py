@@ -50,8 +50,8 @@ Real-valued data: with ``num_levels=None`` and a continuous head (``"gaussian"``
 ``"gaussian_mixture"``, ``"logistic_mixture"``; `jaxgen.autoregressive.continuous_heads`)
 the inputs are the float values themselves (one input unit per dimension) and each
 ``theta_d`` parameterizes a density on the real line (the output bias starts at the head's
-``initial_bias``: the first dimension's mixture reads biases only), so ``log p(x)`` is a density in nats
-(MADE as in Germain et al.'s real-valued variant / MAF's conditioner used directly). The
+``initial_bias``: the first dimension's mixture reads biases only), so ``log p(x)`` is a
+density in nats (MADE / MADE MoG as the baselines of Papamakarios et al., 2017, MAF). The
 masks, orderings, ensembles, context and sampling are the same.
 
 ``dropout > 0`` drops hidden units during training only (inverted dropout, active when a
