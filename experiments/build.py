@@ -50,7 +50,8 @@ def build_experiment(config) -> Experiment:
     dequantize = settings.data["dequantize"]
     spec = registry.get_spec(settings.model_name)
     try:
-        registry.check_data_compatible(settings.model_name, dataset.num_levels, dequantize)
+        registry.check_data_compatible(settings.model_name, dataset.num_levels, dequantize,
+                                       settings.model)
         registry.check_conditional(settings.model_name, dataset.is_conditional)
         if dequantize == "variational" and spec.objective_fn is not registry.maximum_likelihood:
             raise ValueError(f"config.data.dequantize='variational' needs a normalized density "

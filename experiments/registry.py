@@ -68,6 +68,9 @@ class ModelSpec(NamedTuple):
       objective_fn: ``objective_fn(model_fields, settings: RunSettings) -> Objective``.
       conditional: the model can be built class-conditional (``data.num_classes``) and
         takes ``log_prob(x, context=labels)``.
+      data_kind_fn: ``data_kind_fn(model_fields) -> kind`` for a model whose data kind
+        depends on its config (an autoregressive model's ``head``: discrete levels or real
+        values); ``None``: always ``data_kind``.
     """
 
     build_fn: Callable[[Any, ModelData, nnx.Rngs], nnx.Module]
@@ -76,15 +79,23 @@ class ModelSpec(NamedTuple):
     description: str
     objective_fn: Callable[[Any, Any], Objective] = maximum_likelihood
     conditional: bool = False
+    data_kind_fn: Callable[[Any], str] | None = None
+
+    def kind_of(self, model_fields=None) -> str:
+        """The data kind of the model built from ``model_fields`` (``None``: the default)."""
+        if self.data_kind_fn is None or model_fields is None:
+            return self.data_kind
+        return self.data_kind_fn(model_fields)
 
 
 MODELS: dict[str, ModelSpec] = {}
 
 
 def register(name: str, *, data_kind: str, objective_fn: Callable = maximum_likelihood,
-             conditional: bool = False, **defaults):
+             conditional: bool = False, data_kind_fn: Callable | None = None, **defaults):
     """Decorator adding ``build_fn`` to `MODELS` under ``name`` with its config defaults
-    and its training objective."""
+    and its training objective (``data_kind``: the kind with the default fields;
+    ``data_kind_fn(model_fields)``: the kind for a given config, see `ModelSpec`)."""
     if data_kind not in DATA_KINDS:
         raise ValueError(f"data_kind must be one of {DATA_KINDS}, got {data_kind!r}")
 
@@ -93,7 +104,7 @@ def register(name: str, *, data_kind: str, objective_fn: Callable = maximum_like
             raise ValueError(f"model {name!r} is already registered")
         doc = (build_fn.__doc__ or "").strip().splitlines()
         MODELS[name] = ModelSpec(build_fn, data_kind, dict(defaults), doc[0] if doc else "",
-                                 objective_fn, bool(conditional))
+                                 objective_fn, bool(conditional), data_kind_fn)
         return build_fn
 
     return add
@@ -116,16 +127,34 @@ def check_conditional(name: str, conditional: bool) -> None:
                          "config.data.conditional=False)")
 
 
-def check_data_compatible(name: str, num_levels: int | None, dequantize: str) -> None:
+def check_data_compatible(name: str, num_levels: int | None, dequantize: str,
+                          model_fields=None) -> None:
     """Raises ValueError, naming the config keys, if model ``name`` cannot fit the data.
 
     Args:
       name: registered model name.
       num_levels: the data set's ``num_levels`` (None for continuous data).
       dequantize: ``config.data.dequantize``.
+      model_fields: ``config.model`` (its ``head`` decides the data kind of an
+        autoregressive model, `ModelSpec.kind_of`); ``None``: the registered default kind.
     """
-    kind = get_spec(name).data_kind
+    spec = get_spec(name)
+    kind = spec.kind_of(model_fields)
     data = "continuous data" if num_levels is None else f"discrete data ({num_levels} levels)"
+    head = None if model_fields is None else model_fields.get("head")
+    if spec.data_kind_fn is not None and head is not None:
+        if kind == "continuous" and num_levels is not None and dequantize == "none":
+            raise ValueError(
+                f"config.model.head={head!r} is a density over real values but the data are "
+                f"{data}: use a discrete head (config.model.head='auto') or set "
+                "config.data.dequantize='uniform'")
+        if kind != "continuous" and (num_levels is None or dequantize != "none"):
+            raise ValueError(
+                f"config.model.name={name!r} with config.model.head={head!r} models discrete "
+                f"levels but the model would see "
+                f"{data if dequantize == 'none' else 'dequantized floats'}; set "
+                f"config.model.head to a continuous head {_continuous_heads()}"
+                + ("" if dequantize == "none" else " or config.data.dequantize='none'"))
     if kind == "continuous":
         if num_levels is not None and dequantize == "none":
             raise ValueError(f"config.model.name={name!r} is a continuous model but the data "
@@ -142,6 +171,11 @@ def check_data_compatible(name: str, num_levels: int | None, dequantize: str) ->
     if kind == "binary" and num_levels != 2:
         raise ValueError(f"config.model.name={name!r} needs binary data but the data have "
                          f"{num_levels} levels (for digits set config.data.binarize=True)")
+
+
+def _continuous_heads() -> tuple[str, ...]:
+    from jaxgen.autoregressive.continuous_heads import CONTINUOUS_HEADS
+    return CONTINUOUS_HEADS
 
 
 # ------------------------------------------------------------------------------------------

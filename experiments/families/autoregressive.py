@@ -1,6 +1,9 @@
 """Autoregressive family builders: MADE, NADE, LSTM, PixelCNN, Gated PixelCNN, Row LSTM,
-Diagonal BiLSTM, causal transformer (all on discrete levels, ``head="auto"``: Bernoulli for
-binary data, categorical otherwise)."""
+Diagonal BiLSTM, causal transformer (on discrete levels, ``head="auto"``: Bernoulli for
+binary data, categorical otherwise). MADE and the transformer also model real-valued data
+(2D densities, dequantized images) with a continuous ``config.model.head``
+(`jaxgen.autoregressive.continuous_heads.CONTINUOUS_HEADS`, ``num_mixtures`` components):
+their data kind follows the head (`head_data_kind`)."""
 from __future__ import annotations
 
 from flax import nnx
@@ -8,6 +11,7 @@ from flax import nnx
 from experiments.registry import ModelData, register
 from jaxgen.autoregressive import (MADE, NADE, CausalTransformer, DiagonalBiLSTM,
                                    GatedPixelCNN, LSTMModel, PixelCNN, RowLSTM)
+from jaxgen.autoregressive.continuous_heads import CONTINUOUS_HEADS
 from jaxgen.autoregressive.objectives import MADEObjective, ScheduledSampling
 from jaxgen.training import MaximumLikelihood
 
@@ -33,6 +37,11 @@ def scheduled_sampling_objective(mc, settings=None):
     """
     if mc.scheduled_sampling == "none":
         return MaximumLikelihood()
+    if mc.head in CONTINUOUS_HEADS:
+        raise ValueError(f"config.model.scheduled_sampling={mc.scheduled_sampling!r} mixes "
+                         "sampled levels into the history, for discrete heads only; with "
+                         f"config.model.head={mc.head!r} set config.model.scheduled_sampling="
+                         "'none'")
     if settings is not None and settings.data.get("conditional"):
         raise ValueError("config.data.conditional=True needs teacher forcing: scheduled "
                          "sampling takes no context; set config.model.scheduled_sampling="
@@ -49,6 +58,11 @@ def scheduled_sampling_objective(mc, settings=None):
                          "sampling off)") from None
 
 
+def head_data_kind(mc) -> str:
+    """``"continuous"`` for a head in `CONTINUOUS_HEADS` (float data), else ``"discrete"``."""
+    return "continuous" if mc.head in CONTINUOUS_HEADS else "discrete"
+
+
 def made_objective(mc, settings) -> MADEObjective | MaximumLikelihood:
     """``num_masks > 1``: connectivity-agnostic training (one mask per step), the ensemble
     ``log_prob`` for validation and test, and each mask's test NLL in the results;
@@ -59,12 +73,14 @@ def made_objective(mc, settings) -> MADEObjective | MaximumLikelihood:
 
 
 @register("made", data_kind="discrete", objective_fn=made_objective, conditional=True,
-          hidden_sizes=(500,), ordering="natural",
-          num_masks=1, mask_seed=0, head="auto", direct_connections=False, dropout=0.0)
+          data_kind_fn=head_data_kind, hidden_sizes=(500,), ordering="natural",
+          num_masks=1, mask_seed=0, head="auto", num_mixtures=5, direct_connections=False,
+          dropout=0.0)
 def _made(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
     """MADE (masked MLP); ``num_masks > 1`` evaluates the ensemble of orderings/masks."""
     return MADE(data.event_shape, data.num_levels, tuple(mc.hidden_sizes), ordering=mc.ordering,
                 num_masks=mc.num_masks, mask_seed=mc.mask_seed, head=mc.head,
+                num_mixtures=mc.num_mixtures,
                 direct_connections=mc.direct_connections, dropout=mc.dropout,
                 num_classes=data.num_classes, rngs=rngs)
 
@@ -123,14 +139,16 @@ def _diagonal_bilstm(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
 
 
 @register("transformer", data_kind="discrete", objective_fn=scheduled_sampling_objective,
-          conditional=True, d_model=64, num_heads=4, num_layers=2,
-          mlp_ratio=4, head="auto", query_chunk=0, **SCHEDULED_SAMPLING_DEFAULTS)
+          conditional=True, data_kind_fn=head_data_kind, d_model=64, num_heads=4,
+          num_layers=2, mlp_ratio=4, head="auto", num_mixtures=5, query_chunk=0,
+          **SCHEDULED_SAMPLING_DEFAULTS)
 def _transformer(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
     """Causal transformer with learned positions over the raster sequence (optionally with
     scheduled sampling; class-conditional through a class token at position 0)."""
     return CausalTransformer(data.event_shape, data.num_levels, d_model=mc.d_model,
                              num_heads=mc.num_heads, num_layers=mc.num_layers,
                              mlp_ratio=mc.mlp_ratio, head=mc.head,
+                             num_mixtures=int(mc.num_mixtures),
                              query_chunk=int(mc.query_chunk), num_classes=data.num_classes,
                              rngs=rngs)
 

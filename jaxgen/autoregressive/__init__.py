@@ -1,6 +1,7 @@
 """Autoregressive models: ``log p(x) = sum_i log p(x_i | x_{<i})`` in raster order.
 
-Every model has ``event_shape``, ``log_prob(x) -> [B]`` (int levels in), ``sample(key, n)``
+Every model has ``event_shape``, ``log_prob(x) -> [B]`` (int levels in; real values for
+MADE and the causal transformer with a continuous head, `continuous_heads`), ``sample(key, n)``
 (fast where a cache exists) and ``sample_naive(key, n)`` (one full pass per position), and
 ``params_from_inputs(encode(x))``, the teacher-forced pass whose Jacobian proves the
 autoregressive property.
@@ -10,6 +11,8 @@ Against exposure bias (training on true histories, generating from one's own):
 `exposure_bias` (measurements).
 """
 from jaxgen.autoregressive.base import AutoregressiveModel
+from jaxgen.autoregressive.continuous_heads import (CONTINUOUS_HEADS, GaussianHead,
+                                                    GaussianMixtureHead, LogisticMixtureHead)
 from jaxgen.autoregressive.exposure_bias import (ContinuationNLL, complete,
                                                  continuation_log_prob, continuation_nll,
                                                  own_history_nll)
@@ -31,8 +34,9 @@ from jaxgen.autoregressive.scheduled_sampling import (
     sequential_scheduled_sampling_log_prob)
 from jaxgen.autoregressive.transformer import CausalTransformer
 
-__all__ = ["AutoregressiveModel", "BernoulliHead", "CategoricalHead", "CausalTransformer",
-           "ContinuationNLL", "DiagonalBiLSTM", "DiscretizedLogisticMixtureHead",
+__all__ = ["AutoregressiveModel", "BernoulliHead", "CONTINUOUS_HEADS", "CategoricalHead",
+           "CausalTransformer", "ContinuationNLL", "GaussianHead", "GaussianMixtureHead",
+           "LogisticMixtureHead", "DiagonalBiLSTM", "DiscretizedLogisticMixtureHead",
            "GatedPixelCNN", "LSTMModel", "MADE", "METHODS", "MixedHistory", "NADE", "PixelCNN",
            "REINFORCE_BASELINES", "ReinforceState", "RowLSTM", "SAMPLING_SCHEDULES",
            "complete", "connectivity_agnostic_loss", "constant_schedule",

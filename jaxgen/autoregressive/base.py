@@ -26,7 +26,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxgen.checks import check_count, check_event_batch, check_levels, check_temperature
+from jaxgen.autoregressive.continuous_heads import CONTINUOUS_HEADS, is_continuous_head
+from jaxgen.checks import (check_count, check_event_batch, check_finite, check_levels,
+                           check_temperature)
 from jaxgen.nn.context import check_context
 from jaxgen.types import Array, PRNGKey
 
@@ -34,25 +36,44 @@ from jaxgen.types import Array, PRNGKey
 def encode_levels(x: Array, num_levels: int, encoding: str) -> Array:
     """``[B, *E]`` int levels -> float ``[B, *E, F]``.
 
-    ``"onehot"``: ``F = K``; ``"scalar"``: ``F = 1``, ``2 x / (K - 1) - 1`` in ``[-1, 1]``.
+    ``"onehot"``: ``F = K``; ``"scalar"``: ``F = 1``, ``2 x / (K - 1) - 1`` in ``[-1, 1]``;
+    ``"real"`` (real-valued data, ``num_levels=None``): ``F = 1``, the value itself.
     """
+    if encoding == "real":
+        return x.astype(jnp.float32)[..., None]
     if encoding == "onehot":
         return jax.nn.one_hot(x, num_levels, dtype=jnp.float32)
     if encoding == "scalar":
         return (2.0 * x.astype(jnp.float32) / (num_levels - 1) - 1.0)[..., None]
-    raise ValueError(f"encoding must be 'onehot' or 'scalar', got {encoding!r}")
+    raise ValueError(f"encoding must be 'onehot', 'scalar' or 'real', got {encoding!r}")
 
 
 class AutoregressiveModel(nnx.Module):
-    """Base class; subclasses set ``event_shape``, ``num_levels``, ``head``, ``encoding``."""
+    """Base class; subclasses set ``event_shape``, ``num_levels``, ``head``, ``encoding``.
+
+    A model whose head is a density over real values (`is_continuous`, ``num_levels=None``,
+    ``encoding="real"``; `jaxgen.autoregressive.continuous_heads`) takes float data: the
+    same chain rule with densities, ``log p(x) = sum_i log p(x_i | x_{<i})`` in nats of a
+    density, and samples are float32.
+    """
 
     event_shape: tuple[int, ...]
-    num_levels: int
+    num_levels: int | None
     encoding: str = "scalar"
 
     @property
     def num_dims(self) -> int:
         return math.prod(self.event_shape)
+
+    @property
+    def is_continuous(self) -> bool:
+        """Whether the head is a density over real values (float data and samples)."""
+        return is_continuous_head(self.head)
+
+    @property
+    def value_dtype(self):
+        """dtype of the data and samples: float32 for a continuous head, else int32."""
+        return jnp.float32 if self.is_continuous else jnp.int32
 
     def encode(self, x: Array) -> Array:
         """``[B, *E]`` int levels -> ``[B, *E, F]`` float inputs of `params_from_inputs`."""
@@ -63,8 +84,32 @@ class AutoregressiveModel(nnx.Module):
         raise NotImplementedError
 
     def check_input(self, x) -> Array:
-        x = check_event_batch(x, self.event_shape, type(self).__name__)
-        check_levels(x, self.num_levels, type(self).__name__)
+        """``x`` ``[B, *event_shape]``: int levels in ``[0, K)`` (discrete head), returned
+        as int32, or finite floats (continuous head), returned as float32.
+
+        Raises:
+          ValueError: wrong shape; levels out of range; non-finite real values.
+          TypeError: float data for a discrete head or integer data for a continuous one
+            (the message names the head and the dtype).
+        """
+        owner = type(self).__name__
+        x = check_event_batch(x, self.event_shape, owner)
+        if self.is_continuous:
+            if not jnp.issubdtype(x.dtype, jnp.floating):
+                raise TypeError(
+                    f"{owner} with the continuous head {type(self.head).__name__} models "
+                    f"real values and expects floating data, got dtype {x.dtype}; for integer "
+                    "levels use a discrete head (head='auto') with num_levels, or dequantize "
+                    "them to floats first")
+            check_finite(x, owner)
+            return x.astype(jnp.float32)
+        if jnp.issubdtype(x.dtype, jnp.floating):
+            raise TypeError(
+                f"{owner} expects integer level indices, got dtype {x.dtype}; cast integral "
+                f"data with x.astype(jnp.int32). Its head {type(self.head).__name__} models "
+                f"discrete levels: for real-valued data build it with num_levels=None and a "
+                f"continuous head {CONTINUOUS_HEADS}")
+        check_levels(x, self.num_levels, owner)
         return x.astype(jnp.int32)
 
     def log_prob_per_dim(self, params: Array, x: Array) -> Array:
@@ -84,7 +129,7 @@ class AutoregressiveModel(nnx.Module):
 
     def check_fill_input(self, x_flat, start) -> tuple[Array, int]:
         """`fill_naive`'s arguments: ``x_flat`` must be ``[n, D]``, ``start`` a (static)
-        int in ``[0, D]``; returns ``(x_flat as int32, start)``.
+        int in ``[0, D]``; returns ``(x_flat as value_dtype, start)``.
 
         Raises:
           ValueError: naming the shape of ``x_flat`` or the value of ``start``.
@@ -104,7 +149,7 @@ class AutoregressiveModel(nnx.Module):
                             f"({type(start).__name__})") from None
         if not 0 <= start <= d:
             raise ValueError(f"start must be in [0, D] = [0, {d}], got {start}")
-        return x_flat.astype(jnp.int32), start
+        return x_flat.astype(self.value_dtype), start
 
     def fill_naive(self, key: PRNGKey, x_flat: Array, start: int = 0,
                    temperature=1.0, *, context=None) -> Array:
@@ -130,7 +175,7 @@ class AutoregressiveModel(nnx.Module):
             ``params_from_inputs(inputs, context)``); ``None`` for an unconditional model.
 
         Returns:
-          ``[n, *event_shape]`` int32.
+          ``[n, *event_shape]`` of `value_dtype` (int32 levels or float32 values).
         """
         x_flat, start = self.check_fill_input(x_flat, start)
         temperature = check_temperature(f"{type(self).__name__}.fill_naive", temperature)
@@ -160,7 +205,8 @@ class AutoregressiveModel(nnx.Module):
             ``temperature`` not a finite number ``> 0``.
         """
         n = check_count("n", n)
-        return self.fill_naive(key, jnp.zeros((n, self.num_dims), jnp.int32), 0, temperature)
+        return self.fill_naive(key, jnp.zeros((n, self.num_dims), self.value_dtype), 0,
+                               temperature)
 
     def sample(self, key: PRNGKey, n: int, temperature=1.0) -> Array:
         """``n`` samples ``[n, *event_shape]`` int32 (naive unless a subclass is faster),
@@ -209,8 +255,8 @@ class ConditionalAutoregressiveModel(AutoregressiveModel):
         ``temperature``: softmax temperature of every step."""
         n = check_count("n", n)
         context = self.check_context(context, n, for_sampling=True)  # raises if unconditional
-        return self.fill_naive(key, jnp.zeros((n, self.num_dims), jnp.int32), 0, temperature,
-                               context=context)
+        return self.fill_naive(key, jnp.zeros((n, self.num_dims), self.value_dtype), 0,
+                               temperature, context=context)
 
 
 __all__ = ["AutoregressiveModel", "ConditionalAutoregressiveModel", "check_temperature",

@@ -15,6 +15,9 @@ Every head gives ``level_log_probs(params) -> [..., K]``, ``log_prob(params, x) 
 ``sample(key, params, temperature=1.0) -> int32 [...]``: with temperature ``T`` the draw is
 from ``p(k)^{1/T} / sum_j p(j)^{1/T}`` (softmax of the level log-probabilities over ``T``;
 ``T < 1`` sharpens, ``T = 1`` is the model).
+
+Densities over real values (Gaussian, Gaussian and logistic mixtures) live in
+`jaxgen.autoregressive.continuous_heads`; `make_head` builds both kinds.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from jaxgen.autoregressive.continuous_heads import CONTINUOUS_HEADS, make_continuous_head
 from jaxgen.distributions.bernoulli import bernoulli_log_prob, sample_bernoulli
 from jaxgen.distributions.categorical import categorical_log_prob, sample_inverse_cdf
 from jaxgen.types import Array, PRNGKey
@@ -33,6 +37,7 @@ class BernoulliHead:
     """Binary levels from one logit per dimension."""
 
     num_levels: int = 2
+    is_continuous = False
 
     @property
     def num_params(self) -> int:
@@ -54,6 +59,7 @@ class CategoricalHead:
     """``K`` levels from ``K`` logits per dimension."""
 
     num_levels: int
+    is_continuous = False
 
     @property
     def num_params(self) -> int:
@@ -88,6 +94,7 @@ class DiscretizedLogisticMixtureHead:
 
     num_levels: int
     num_mixtures: int = 5
+    is_continuous = False
 
     @property
     def num_params(self) -> int:
@@ -122,8 +129,33 @@ class DiscretizedLogisticMixtureHead:
 HEADS = ("bernoulli", "categorical", "discretized_logistic_mixture")
 
 
-def make_head(name: str, num_levels: int, num_mixtures: int = 5):
-    """Head ``name`` in `HEADS` (``"auto"``: Bernoulli for 2 levels, else categorical)."""
+def make_head(name: str, num_levels: int | None, num_mixtures: int = 5, *,
+              allow_continuous: bool = False):
+    """Head ``name`` in `HEADS` (``"auto"``: Bernoulli for 2 levels, else categorical), or,
+    with ``allow_continuous`` (models that take real-valued data), a density over real
+    values in `jaxgen.autoregressive.continuous_heads.CONTINUOUS_HEADS`, which needs
+    ``num_levels=None``.
+
+    Raises:
+      ValueError: an unknown head; a continuous head with ``num_levels`` set (integer data)
+        or where the model takes discrete data only; a discrete head with
+        ``num_levels=None`` (real-valued data).
+    """
+    if name in CONTINUOUS_HEADS:
+        if not allow_continuous:
+            raise ValueError(f"head={name!r} is a density over real values; this model "
+                             f"takes discrete levels only (heads 'auto' or {HEADS}); real-valued "
+                             "data: MADE or CausalTransformer")
+        if num_levels is not None:
+            raise ValueError(f"head={name!r} is a density over real values but "
+                             f"num_levels={num_levels} says the data are integer levels; pass "
+                             f"num_levels=None for real-valued data, or a discrete head "
+                             f"('auto' or {HEADS}) for levels")
+        return make_continuous_head(name, num_mixtures)
+    if num_levels is None and name in ("auto", *HEADS):
+        raise ValueError(f"head={name!r} models discrete levels but num_levels=None says the "
+                         f"data are real-valued; use a continuous head {CONTINUOUS_HEADS} for "
+                         "real values, or pass num_levels for integer data")
     if name == "auto":
         name = "bernoulli" if num_levels == 2 else "categorical"
     if name == "bernoulli":
@@ -134,7 +166,8 @@ def make_head(name: str, num_levels: int, num_mixtures: int = 5):
         return CategoricalHead(int(num_levels))
     if name == "discretized_logistic_mixture":
         return DiscretizedLogisticMixtureHead(int(num_levels), int(num_mixtures))
-    raise ValueError(f"head must be 'auto' or one of {HEADS}, got {name!r}")
+    known = (*HEADS, *CONTINUOUS_HEADS) if allow_continuous else HEADS
+    raise ValueError(f"head must be 'auto' or one of {known}, got {name!r}")
 
 
 __all__ = ["BernoulliHead", "CategoricalHead", "DiscretizedLogisticMixtureHead", "HEADS",

@@ -46,6 +46,14 @@ is not part of ``x``, so the masks still make ``theta_d`` depend on ``x_{o < o(d
 ``p(. | c)`` is a normalized autoregressive model for every ``c``. (The output term is
 needed: the first dimension's parameters have no hidden inputs.)
 
+Real-valued data: with ``num_levels=None`` and a continuous head (``"gaussian"``,
+``"gaussian_mixture"``, ``"logistic_mixture"``; `jaxgen.autoregressive.continuous_heads`)
+the inputs are the float values themselves (one input unit per dimension) and each
+``theta_d`` parameterizes a density on the real line (the output bias starts at the head's
+``initial_bias``: the first dimension's mixture reads biases only), so ``log p(x)`` is a
+density in nats (MADE / MADE MoG as the baselines of Papamakarios et al., 2017, MAF). The
+masks, orderings, ensembles, context and sampling are the same.
+
 ``dropout > 0`` drops hidden units during training only (inverted dropout, active when a
 ``dropout_key`` is passed, as `made_loss` does); ``log_prob`` and ``sample`` never drop.
 """
@@ -84,7 +92,8 @@ def _check_int(name: str, value, minimum: int) -> int:
 
 
 class MADE(AutoregressiveModel):
-    """Masked MLP autoregressive model over ``event_shape`` with ``num_levels`` levels.
+    """Masked MLP autoregressive model over ``event_shape`` with ``num_levels`` levels
+    (``None``: real values under a continuous head).
 
     Attributes:
       orderings: ``Mask [num_masks, D]`` int, ``orderings[m, t]`` = the dimension drawn t-th.
@@ -95,19 +104,24 @@ class MADE(AutoregressiveModel):
         (no bias) when ``direct_connections=True``.
     """
 
-    def __init__(self, event_shape: Sequence[int], num_levels: int,
+    def __init__(self, event_shape: Sequence[int], num_levels: int | None,
                  hidden_sizes: Sequence[int] = (500,), *, ordering: str = "natural",
-                 num_masks: int = 1, head: str = "auto", mask_seed: int = 0,
+                 num_masks: int = 1, head: str = "auto", num_mixtures: int = 5,
+                 mask_seed: int = 0,
                  direct_connections: bool = False, dropout: float = 0.0,
                  num_classes: int | None = None, context_features: int | None = None,
                  rngs: nnx.Rngs):
         """Args:
           event_shape: shape of one example, e.g. ``(28, 28, 1)``.
-          num_levels: ``K`` levels per dimension (binary data: 2, scalar-encoded inputs).
+          num_levels: ``K`` levels per dimension (binary data: 2, scalar-encoded inputs);
+            ``None`` for real-valued data (needs a continuous ``head``).
           hidden_sizes: units per hidden layer (``()``: a linear autoregressive model).
           ordering: ``"natural"`` (raster) or ``"random"`` (mask 0 too).
           num_masks: ``M`` (ordering, connectivity) pairs; ``M > 1``: ensemble `log_prob`.
-          head: per-dimension output distribution (`jaxgen.autoregressive.heads`).
+          head: per-dimension output distribution (`jaxgen.autoregressive.heads.make_head`:
+            ``"auto"``, a discrete head, or for ``num_levels=None`` one of
+            ``"gaussian"``, ``"gaussian_mixture"``, ``"logistic_mixture"``).
+          num_mixtures: ``M`` components of a mixture head.
           mask_seed: NumPy seed of the random orderings and hidden degrees.
           direct_connections: add the masked linear input-to-output term ``x A * M_A``.
           dropout: probability of dropping each hidden unit in training, in ``[0, 1)``.
@@ -119,12 +133,13 @@ class MADE(AutoregressiveModel):
         Raises:
           ValueError / TypeError: bad ``ordering``, ``num_masks``, ``hidden_sizes``,
             ``num_levels``, ``event_shape``, ``direct_connections`` or ``dropout`` (named in
-            the message).
+            the message); a discrete head with ``num_levels=None`` or a continuous head
+            with ``num_levels`` set.
         """
         if ordering not in ORDERINGS:
             raise ValueError(f"ordering must be one of {ORDERINGS}, got {ordering!r}")
         num_masks = _check_int("num_masks", num_masks, 1)
-        num_levels = _check_int("num_levels", num_levels, 2)
+        num_levels = None if num_levels is None else _check_int("num_levels", num_levels, 2)
         mask_seed = _check_int("mask_seed", mask_seed, 0)
         if isinstance(hidden_sizes, (int, np.integer)):
             raise TypeError(f"hidden_sizes must be a sequence of ints, e.g. (500,), got "
@@ -148,12 +163,13 @@ class MADE(AutoregressiveModel):
         if not self.event_shape:
             raise ValueError("event_shape must have at least one axis, got ()")
         self.num_levels = num_levels
-        self.head = make_head(head, self.num_levels)
-        self.encoding = "scalar" if self.num_levels == 2 else "onehot"
+        self.head = make_head(head, self.num_levels, num_mixtures, allow_continuous=True)
+        self.encoding = ("real" if self.num_levels is None
+                         else "scalar" if self.num_levels == 2 else "onehot")
         self.num_masks = num_masks
         self.hidden_sizes = hidden_sizes
         d = self.num_dims
-        width = 1 if self.encoding == "scalar" else self.num_levels
+        width = self.num_levels if self.encoding == "onehot" else 1
         p = self.head.num_params
         rng = np.random.default_rng(mask_seed)
         orders, per_layer, direct = [], [[] for _ in range(len(hidden_sizes) + 1)], []
@@ -170,6 +186,8 @@ class MADE(AutoregressiveModel):
         self.orderings = Mask(jnp.asarray(np.stack(orders), jnp.int32))  # [M, D]
         self.shares_one_ordering = bool(np.all(np.stack(orders) == orders[0]))
         self.layers = nnx.List([MaskedDense(np.stack(ms), rngs=rngs) for ms in per_layer])
+        if self.is_continuous:  # distinct mixture components (continuous_heads.initial_bias)
+            self.layers[-1].bias[...] = jnp.asarray(np.tile(self.head.initial_bias(), d))
         # Created after the MLP, so the MLP's initial parameters do not depend on
         # direct_connections (the same rngs draws in the same order).
         self.direct = (MaskedDense(np.stack(direct), use_bias=False, rngs=rngs)
@@ -259,8 +277,8 @@ class MADE(AutoregressiveModel):
 
     def log_prob(self, x: Array, context=None) -> Array:
         """Ensemble ``logsumexp_m log p_m(x) - log M`` (``= log p_0(x)`` for one mask):
-        ``[B, *event_shape]`` int levels -> ``[B]`` nats (``[0]`` for an empty batch);
-        ``log p(x | context)`` for a conditional MADE."""
+        ``[B, *event_shape]`` int levels (float values for a continuous head) -> ``[B]``
+        nats (``[0]`` for an empty batch); ``log p(x | context)`` for a conditional MADE."""
         if self.num_masks == 1:
             return self.log_prob_with_mask(x, 0, context=context)
         per_mask = self.log_prob_per_mask(x, context)  # [M, B]
@@ -285,14 +303,14 @@ class MADE(AutoregressiveModel):
 
         Args:
           key: PRNG key of the steps.
-          x_flat: ``[n, D]`` int32 levels; the first ``start`` positions of each sample's
-            ordering are kept.
+          x_flat: ``[n, D]`` levels or values (`value_dtype`); the first ``start`` positions
+            of each sample's ordering are kept.
           start: first step drawn (static).
           component: ``[n]`` int member of each sample.
           context: the samples' checked context (conditional MADE), or None.
 
         Returns:
-          ``[n, *event_shape]`` int32.
+          ``[n, *event_shape]`` of `value_dtype`.
         """
         n, d, num_masks = x_flat.shape[0], self.num_dims, self.num_masks
         p = self.head.num_params
@@ -337,7 +355,8 @@ class MADE(AutoregressiveModel):
 
         Args:
           key: PRNG key.
-          x_flat: ``[n, D]`` int levels in raster order (only positions ``S`` are read).
+          x_flat: ``[n, D]`` int levels (float values) in raster order (only positions
+            ``S`` are read).
           start: ``L`` in ``[0, D]`` (static).
           context: conditional MADE: ``[n]`` labels or ``[n, F]`` vectors (labels default
             to ``arange(n) % num_classes``).
@@ -345,7 +364,7 @@ class MADE(AutoregressiveModel):
             ensemble's member weights ``w_m`` are not tempered).
 
         Returns:
-          ``[n, *event_shape]`` int32.
+          ``[n, *event_shape]`` of `value_dtype`.
 
         Raises:
           ValueError: bad ``x_flat`` shape or ``start``; or ``M > 1`` masks with different
@@ -377,8 +396,8 @@ class MADE(AutoregressiveModel):
         """`fill_naive` from zeros (``start = 0``), conditioned on ``context``, at softmax
         temperature ``temperature``."""
         n = check_count("n", n)
-        return self.fill_naive(key, jnp.zeros((n, self.num_dims), jnp.int32), 0, context,
-                               temperature)
+        return self.fill_naive(key, jnp.zeros((n, self.num_dims), self.value_dtype), 0,
+                               context, temperature)
 
     def sample(self, key: PRNGKey, n: int, context=None, temperature=1.0) -> Array:
         """Ancestral sampling from the ensemble: draw a mask ``m ~ U{0..M-1}`` per sample,
@@ -403,8 +422,8 @@ class MADE(AutoregressiveModel):
         context = self.check_context(context, n, for_sampling=True)
         mask_key, key = jax.random.split(key)
         component = jax.random.randint(mask_key, (n,), 0, self.num_masks)  # [n]
-        return self._ancestral(key, jnp.zeros((n, self.num_dims), jnp.int32), 0, component,
-                               context, temperature)
+        return self._ancestral(key, jnp.zeros((n, self.num_dims), self.value_dtype), 0,
+                               component, context, temperature)
 
 
 def made_loss(model: MADE, batch: Array, key: PRNGKey):

@@ -16,6 +16,12 @@ position attends to position 0, so ``theta_t(x_{<t}, y)`` and
 
 factorizes over the raster order as before (Image-GPT's class token).
 
+Real-valued data (``num_levels=None`` and a continuous head, `jaxgen.autoregressive.
+continuous_heads`): token ``x_{t-1}`` enters as ``x_{t-1} w`` (``token_embed [1, d]``, a
+linear embedding of the value; the position embedding acts as its bias) and ``theta_t``
+parameterizes a density on the real line, so ``log p(x)`` is a density in nats (the
+readout's bias starts at the head's ``initial_bias``).
+
 `sample` decodes with a key/value cache (`jaxgen.nn.attention.KVCache`): step ``t`` runs
 the network on one token; `sample_naive` reruns the whole sequence at every step.
 """
@@ -62,13 +68,15 @@ class CausalTransformer(ConditionalAutoregressiveModel):
     """Decoder-only transformer with learned positions over ``D`` raster tokens.
 
     Attributes:
-      token_embed: ``nnx.Param [K, d]``; start ``[d]``; positions ``[D, d]``.
+      token_embed: ``nnx.Param [K, d]`` (``[1, d]`` for real values); start ``[d]``;
+        positions ``[D, d]``.
       blocks: ``num_layers`` `TransformerBlock`; final LayerNorm and ``Linear(d, P)``.
       context_embed: conditional: `ContextProjection` to ``[B, d]`` (class table
         ``[num_classes, d]`` or ``[F, d]``), added to the start vector; else ``None``.
     """
 
-    def __init__(self, event_shape: Sequence[int], num_levels: int, *, d_model: int = 64,
+    def __init__(self, event_shape: Sequence[int], num_levels: int | None, *,
+                 d_model: int = 64,
                  num_heads: int = 4, num_layers: int = 2, mlp_ratio: int = 4,
                  head: str = "auto", num_mixtures: int = 5, query_chunk: int = 0,
                  num_classes: int | None = None, context_features: int | None = None,
@@ -76,13 +84,22 @@ class CausalTransformer(ConditionalAutoregressiveModel):
         """``query_chunk``: attention in chunks of queries (`CausalSelfAttention`; 0: off).
         ``num_classes``: class-conditional ``p(x | y)``, ``y in [0, num_classes)``;
         ``context_features``: ``F`` of a vector context ``[B, F]`` (when ``num_classes`` is
-        None). Both None: unconditional (and the parameters are those of before)."""
-        self.event_shape, self.num_levels = tuple(int(s) for s in event_shape), int(num_levels)
-        self.head = make_head(head, self.num_levels, num_mixtures)
-        self.encoding = "onehot"
+        None). Both None: unconditional (and the parameters are those of before).
+        ``num_levels=None`` with ``head`` one of ``"gaussian"``, ``"gaussian_mixture"``,
+        ``"logistic_mixture"`` (``num_mixtures`` components): real-valued data.
+
+        Raises:
+          ValueError: a discrete head with ``num_levels=None``, or a continuous head with
+            ``num_levels`` set (`jaxgen.autoregressive.heads.make_head`).
+        """
+        self.event_shape = tuple(int(s) for s in event_shape)
+        self.num_levels = None if num_levels is None else int(num_levels)
+        self.head = make_head(head, self.num_levels, num_mixtures, allow_continuous=True)
+        self.encoding = "real" if self.num_levels is None else "onehot"
         d = self.num_dims
         init = jax.nn.initializers.normal(0.02)
-        self.token_embed = nnx.Param(init(rngs.params(), (self.num_levels, d_model)))
+        width = 1 if self.num_levels is None else self.num_levels
+        self.token_embed = nnx.Param(init(rngs.params(), (width, d_model)))
         self.start = nnx.Param(init(rngs.params(), (d_model,)))
         self.positions = nnx.Param(init(rngs.params(), (d, d_model)))
         self.blocks = nnx.List([TransformerBlock(d_model, num_heads, mlp_ratio,
@@ -90,6 +107,8 @@ class CausalTransformer(ConditionalAutoregressiveModel):
                                 for _ in range(num_layers)])
         self.norm = nnx.LayerNorm(d_model, rngs=rngs)
         self.readout = mp.Linear(d_model, self.head.num_params, rngs=rngs)
+        if self.is_continuous:  # distinct mixture components (continuous_heads.initial_bias)
+            self.readout.bias[...] = jnp.asarray(self.head.initial_bias())
         # Created last, so an unconditional transformer's parameters do not change.
         self.num_classes = None if num_classes is None else check_count("num_classes",
                                                                         num_classes)
@@ -113,8 +132,8 @@ class CausalTransformer(ConditionalAutoregressiveModel):
         return start + self.context_embed(context)
 
     def params_from_inputs(self, inputs: Array, context: Array | None = None) -> Array:
-        """``[B, *E, K]`` one-hot (or relaxed) -> ``[B, *E, P]`` (conditional: given
-        ``context``, ``[B]`` labels or ``[B, F]`` vectors)."""
+        """``[B, *E, K]`` one-hot (or relaxed; ``[B, *E, 1]`` real values) -> ``[B, *E, P]``
+        (conditional: given ``context``, ``[B]`` labels or ``[B, F]`` vectors)."""
         b = inputs.shape[0]
         context = self.check_context(context, b)
         tokens = mp.matmul(inputs.reshape(b, self.num_dims, inputs.shape[-1]),  # B may be 0
@@ -149,8 +168,7 @@ class CausalTransformer(ConditionalAutoregressiveModel):
             prev, caches, levels = carry
             t, key_t = inputs
             u = jnp.where(t == 0, start,
-                          mp.matmul(jax.nn.one_hot(prev, self.num_levels),
-                                    self.token_embed[...]))
+                          mp.matmul(self.encode(prev), self.token_embed[...]))
             u = u + jax.lax.dynamic_index_in_dim(self.positions[...], t, 0, False)  # [n, d]
             new_caches = []
             for block, cache in zip(self.blocks, caches):
@@ -159,7 +177,8 @@ class CausalTransformer(ConditionalAutoregressiveModel):
             value = self.head.sample(key_t, self.readout(self.norm(u)), temperature)  # [n]
             return (value, new_caches, levels.at[:, t].set(value)), None
 
-        init = (jnp.zeros((n,), jnp.int32), caches, jnp.zeros((n, d), jnp.int32))
+        init = (jnp.zeros((n,), self.value_dtype), caches,
+                jnp.zeros((n, d), self.value_dtype))
         (_, _, levels), _ = jax.lax.scan(step, init, (jnp.arange(d), keys))
         return levels.reshape(n, *self.event_shape)
 
