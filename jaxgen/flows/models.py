@@ -301,12 +301,16 @@ class MAF(TransformedDistribution):
     ``log_prob`` is one pass per layer, ``sample`` ``D`` passes per layer (a ``lax.scan``).
     ``inverse_autoregressive=True`` gives IAF (Kingma et al., 2016): the same layers
     inverted, so sampling is one pass per layer and ``log_prob`` sequential.
+    ``normalization`` (``"none"``, ``"actnorm"`` or ``"batchnorm"``) puts that layer after
+    every autoregressive layer, as the MAF paper puts BatchNorm between its MADEs and as
+    RealNVP does between couplings.
 
     Args:
       event_shape: shape of one example.
       num_layers: autoregressive layers.
       hidden_features, num_hidden_layers: each layer's MADE conditioner.
       transform: ``"affine"`` or ``"spline"`` (rational-quadratic; ``num_bins``, ``bound``).
+      normalization: ``"none"``, ``"actnorm"`` or ``"batchnorm"`` after every layer.
       inverse_autoregressive: IAF instead of MAF.
       logit_alpha: apply `Logit(alpha)` first (data in [0, 1]); None for real data.
       num_classes, context_features: conditional flow: every layer's conditioner reads the
@@ -317,7 +321,8 @@ class MAF(TransformedDistribution):
     def __init__(self, event_shape: Sequence[int], *, num_layers: int = 5,
                  hidden_features: int = 64, num_hidden_layers: int = 2,
                  transform: str = "affine", num_bins: int = 8, bound: float = 4.0,
-                 inverse_autoregressive: bool = False, logit_alpha: float | None = None,
+                 normalization: str = "none", inverse_autoregressive: bool = False,
+                 logit_alpha: float | None = None,
                  num_classes: int | None = None, context_features: int | None = None,
                  rngs: nnx.Rngs):
         event_shape = tuple(event_shape)
@@ -332,6 +337,7 @@ class MAF(TransformedDistribution):
                 transform=transform, ordering="natural" if i % 2 == 0 else "reversed",
                 num_bins=num_bins, bound=bound, rngs=rngs, **layer_ctx)
             layers.append(Inverse(layer) if inverse_autoregressive else layer)
+            layers += _norm_layer(normalization, d)
         super().__init__(StandardNormal((d,)), Inverse(chain_in_order(layers)), event_shape,
                          num_classes=num_classes, context_features=context_features, rngs=rngs)
 
@@ -348,7 +354,7 @@ REALNVP_DEFAULTS = dict(architecture="vector", num_couplings=8, hidden_features=
 GLOW_DEFAULTS = dict(num_scales=2, num_steps=8, hidden_channels=64, lu_decomposed=True,
                      scale_fn="sigmoid", logit_alpha=0.05)
 MAF_DEFAULTS = dict(num_layers=5, hidden_features=64, num_hidden_layers=2, transform="affine",
-                    num_bins=8, bound=4.0, logit_alpha=0.05)
+                    num_bins=8, bound=4.0, normalization="none", logit_alpha=0.05)
 FLOW_MODELS = {"nice": (NICE, NICE_DEFAULTS), "realnvp": (RealNVP, REALNVP_DEFAULTS),
                "glow": (Glow, GLOW_DEFAULTS), "maf": (MAF, MAF_DEFAULTS),
                "iaf": (functools.partial(MAF, inverse_autoregressive=True), MAF_DEFAULTS)}
