@@ -24,16 +24,15 @@ sum ``G_d = dL/da_{d+1}`` as the carry:
     dL/dV_d = h_d^T g_d,   dL/db_d = sum_b g_d,   dL/dW_d = x_d^T G_d,   dL/dx_d = G_d W_d^T,
     G_{d-1} = G_d + (g_d V_d^T) * h_d * (1 - h_d),   dL/da_0 = G_{-1},
 
-(``g_d = dL/dtheta_d``; ``h_d`` saved by the forward scan, ``[D, B, H]``). Per position that
-is four small products on ``[B, H]``, where reverse-mode autodiff of the forward scan
-produced a backward pass 5-8x as long as the forward one. Value-and-grad of the mean NLL at
-``B = 100, H = 500, D = 784`` (binarized MNIST) on the 2-core CPU: 137 ms vs 276 ms, and
-the full training step 2.x times as fast (docs/PERFORMANCE_NOTES.md, NADE). The forward
-scan is not overhead-bound: its 784 steps cost about one ``sigmoid`` over the ``[B, D, H]``
-pre-activations (the bulk of the work); blocking ``k`` positions per step (a triangular
-matmul or unrolled adds for the within-block prefix sums, ``k = 8..28``) or
-``lax.associative_scan`` were 1.5-6x slower on XLA:CPU here. Only reverse mode is defined
-(``jax.jvp``/``jacfwd`` through `params_from_inputs` are not).
+(``g_d = dL/dtheta_d``; ``h_d`` saved by the forward scan, ``[D, B, H]``): four small
+products on ``[B, H]`` per position, where reverse-mode autodiff of the forward scan gave a
+backward pass 5-8x as long as the forward one. Block size: one position per scan step. The
+forward scan is not loop-overhead bound: its cost is about one ``sigmoid`` over the
+``[B, D, H]`` pre-activations; blocking ``k = 8..28`` positions per step (within-block prefix
+sums by a strictly lower-triangular matmul or unrolled adds) and ``lax.associative_scan``
+made value-and-grad 1.6-10x slower than the one-position scan on XLA:CPU. Speed:
+docs/PERFORMANCE_NOTES.md (NADE). Only reverse mode is defined (``jax.jvp``/``jacfwd``
+through `params_from_inputs` are not).
 
 `sample` is the same recurrence run forwards, one position per ``lax.scan`` step
 (``O(D H)`` per sample, not a full pass per position): it draws ``x_d`` with key
