@@ -40,6 +40,7 @@ through `params_from_inputs` are not).
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import jax
@@ -55,8 +56,16 @@ from jaxgen.nn.context import ContextProjection
 from jaxgen.types import Array, PRNGKey
 
 
+def _block_size(num_dims: int) -> int:
+    """``k``: the largest divisor of ``D`` that is ``<= ceil(sqrt(D))`` (28 for 784), which
+    balances the backward pass's two buffers, ``D / k`` saved running sums and ``k``
+    recomputed hidden vectors of ``[B, H]`` each."""
+    limit = math.isqrt(num_dims - 1) + 1 if num_dims > 1 else 1
+    return max(k for k in range(1, limit + 1) if num_dims % k == 0)
+
+
 def _forward_scan(W: Array, V: Array, b: Array, xs: Array, a0: Array):
-    """``theta [D, B, P]`` and the hidden units ``h [D, B, H]`` of every position.
+    """``theta [D, B, P]`` of every position and the final running sum ``a_D [B, H]``.
 
     ``W [D, F, H]``, ``V [D, H, P]``, ``b [D, P]``, ``xs [D, B, F]``, ``a0 [B, H]``.
     ``theta_d`` is read off before ``x_d`` is added, so it is structurally free of
@@ -68,8 +77,13 @@ def _forward_scan(W: Array, V: Array, b: Array, xs: Array, a0: Array):
         h = jax.nn.sigmoid(a)  # [B, H]
         return a + mp.matmul(x_d, w_d), (mp.matmul(h, v_d) + b_d, h)
 
-    _, (theta, hidden) = jax.lax.scan(step, a0, (W, V, b, xs))
-    return theta, hidden
+    a_end, (theta, hidden) = jax.lax.scan(step, a0, (W, V, b, xs))
+    return theta, hidden, a_end
+
+
+def _blocks(array: Array, k: int) -> Array:
+    """``[D, ...]`` -> ``[D / k, k, ...]``."""
+    return array.reshape(array.shape[0] // k, k, *array.shape[1:])
 
 
 @jax.custom_vjp
@@ -81,22 +95,40 @@ def nade_params(W: Array, V: Array, b: Array, xs: Array, a0: Array) -> Array:
 
 
 def _nade_params_fwd(W, V, b, xs, a0):
-    theta, hidden = _forward_scan(W, V, b, xs, a0)
-    return theta, (W, V, xs, hidden)
+    """The forward scan in blocks of ``k`` positions, keeping only each block's starting
+    running sum ``[D / k, B, H]`` for the backward pass."""
+    k = _block_size(W.shape[0])
+
+    def block(a, per_block):
+        theta, _, a_next = _forward_scan(*per_block, a)
+        return a_next, (theta, a)
+
+    _, (theta, starts) = jax.lax.scan(block, a0, tuple(_blocks(t, k) for t in (W, V, b, xs)))
+    return theta.reshape(W.shape[0], *theta.shape[2:]), (W, V, b, xs, starts)
 
 
 def _nade_params_bwd(residuals, g):
-    W, V, xs, hidden = residuals
+    """Blocks in reverse order: recompute the block's ``h_d`` from its starting sum (the
+    forward's own ops, so the same values), then the per-position backward scan."""
+    W, V, b, xs, starts = residuals
+    k = _block_size(W.shape[0])
 
-    def step(G, per_position):  # G = dL/da_{d+1} [B, H]
+    def position(G, per_position):  # G = dL/da_{d+1} [B, H]
         w_d, v_d, x_d, h_d, g_d = per_position  # [F, H], [H, P], [B, F], [B, H], [B, P]
         grads = (mp.matmul(x_d.T, G), mp.matmul(h_d.T, g_d), jnp.sum(g_d, axis=0),
                  mp.matmul(G, w_d.T))  # dW_d [F, H], dV_d [H, P], db_d [P], dx_d [B, F]
         G = G + mp.matmul(g_d, v_d.T) * h_d * (1.0 - h_d)  # dL/da_d
         return G, grads
 
-    G, (dW, dV, db, dxs) = jax.lax.scan(step, jnp.zeros_like(hidden[0]),
-                                        (W, V, xs, hidden, g), reverse=True)
+    def block(G, per_block):
+        w, v, bb, x, g_block, a_start = per_block
+        _, hidden, _ = _forward_scan(w, v, bb, x, a_start)  # [k, B, H]
+        return jax.lax.scan(position, G, (w, v, x, hidden, g_block), reverse=True)
+
+    G, grads = jax.lax.scan(block, jnp.zeros_like(starts[0]),
+                            tuple(_blocks(t, k) for t in (W, V, b, xs, g)) + (starts,),
+                            reverse=True)
+    dW, dV, db, dxs = (t.reshape(W.shape[0], *t.shape[2:]) for t in grads)
     return dW, dV, db, dxs, G
 
 
