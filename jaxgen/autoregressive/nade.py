@@ -24,15 +24,18 @@ sum ``G_d = dL/da_{d+1}`` as the carry:
     dL/dV_d = h_d^T g_d,   dL/db_d = sum_b g_d,   dL/dW_d = x_d^T G_d,   dL/dx_d = G_d W_d^T,
     G_{d-1} = G_d + (g_d V_d^T) * h_d * (1 - h_d),   dL/da_0 = G_{-1},
 
-(``g_d = dL/dtheta_d``; ``h_d`` saved by the forward scan, ``[D, B, H]``): four small
-products on ``[B, H]`` per position, where reverse-mode autodiff of the forward scan gave a
-backward pass 5-8x as long as the forward one. Block size: one position per scan step. The
-forward scan is not loop-overhead bound: its cost is about one ``sigmoid`` over the
-``[B, D, H]`` pre-activations; blocking ``k = 8..28`` positions per step (within-block prefix
-sums by a strictly lower-triangular matmul or unrolled adds) and ``lax.associative_scan``
-made value-and-grad 1.6-10x slower than the one-position scan on XLA:CPU. Speed:
-docs/PERFORMANCE_NOTES.md (NADE). Only reverse mode is defined (``jax.jvp``/``jacfwd``
-through `params_from_inputs` are not).
+(``g_d = dL/dtheta_d``). Both scans run in ``D / k`` blocks of ``k`` positions, ``k`` the
+largest divisor of ``D`` up to ``ceil(sqrt(D))`` (28 for ``D = 784``): the forward pass keeps
+only each block's starting sum ``a_{jk}`` (``[D / k, B, H]``), and the backward pass
+recomputes a block's ``h_d`` from it with the forward's own ops (the same values) before
+running back through the block. Saving every ``h_d`` instead (a ``[D, B, H]`` stack written
+inside the loop) made the forward pass 4-5x slower on XLA:CPU, and reverse-mode autodiff of
+the forward scan gave a backward pass 5-8x as long as the forward one. The forward scan is
+not loop-overhead bound (its cost is about one ``sigmoid`` over the ``[B, D, H]``
+pre-activations); computing a block's prefix sums at once (a strictly lower-triangular
+matmul, unrolled adds) or ``lax.associative_scan`` made value-and-grad 1.6-10x slower than
+one position per step. Speed: docs/PERFORMANCE_NOTES.md (NADE). Only reverse mode is
+defined (``jax.jvp``/``jacfwd`` through `params_from_inputs` are not).
 
 `sample` is the same recurrence run forwards, one position per ``lax.scan`` step
 (``O(D H)`` per sample, not a full pass per position): it draws ``x_d`` with key
