@@ -20,7 +20,7 @@ from tests.testing import enumerate_grid
 
 TEMPERATURE = 0.5
 NUM_SAMPLES = 20_000
-FAST = ("pixelcnn", "gated_pixelcnn", "lstm", "transformer")  # cached samplers
+FAST = ("pixelcnn", "gated_pixelcnn", "lstm", "transformer", "nade")  # cached samplers
 NAMES = sorted(name for name in MODELS if name != "made_masks_random")  # random masks:
 # the same sampler code path as made_masks_natural and made_random
 

@@ -245,6 +245,57 @@ def test_nade_scan_equals_the_direct_formula(num_levels):
         np.testing.assert_allclose(got[:, d], want, rtol=1e-5, atol=1e-5)
 
 
+def _nade_reference_params(model, inputs, a0):
+    """The previous teacher-forced pass (one scan step per position, gradient by reverse-mode
+    autodiff of the scan): the reference the hand-written backward scan must match."""
+    bsz = inputs.shape[0]
+    x = inputs.reshape(bsz, model.num_dims, inputs.shape[-1]).astype(jnp.float32)
+
+    def step(a, per_position):
+        w_d, v_d, b_d, x_d = per_position
+        return a + x_d @ w_d, jax.nn.sigmoid(a) @ v_d + b_d
+
+    _, params = jax.lax.scan(step, a0, (model.W[...], model.V[...], model.b[...],
+                                        jnp.swapaxes(x, 0, 1)))
+    return jnp.swapaxes(params, 0, 1)  # [B, D, P]
+
+
+@pytest.mark.parametrize("num_levels, conditional", [(2, False), (4, False), (2, True)])
+def test_nade_custom_gradient_equals_autodiff_of_the_scan(num_levels, conditional):
+    """Value and gradients (parameters, context table, relaxed inputs) of a scalar loss of
+    every conditional's parameters equal those of the autodiff reference (~1e-5 rel.)."""
+    model = NADE((4, 5), num_levels, hidden_size=7, num_classes=3 if conditional else None,
+                 rngs=_rngs())
+    rng = np.random.default_rng(1)
+    nnx.update(model, jax.tree.map(lambda p: p + rng.standard_normal(p.shape).astype(
+        np.float32), nnx.state(model, nnx.Param)))  # nonzero b, c, class table
+    x = jax.random.randint(jax.random.key(2), (6, 4, 5), 0, num_levels)
+    y = jnp.array([0, 1, 2, 2, 1, 0]) if conditional else None
+    inputs = model.encode(x) + 0.1 * jax.random.normal(jax.random.key(3), (6, 4, 5, 1)
+                                                       if num_levels == 2 else (6, 4, 5, 4))
+    weights = jax.random.normal(jax.random.key(4), (6, 20, model.head.num_params))
+
+    def loss(m, inputs, fast):
+        if fast:
+            params = m.params_from_inputs(inputs, y).reshape(6, 20, -1)
+        else:
+            a0 = m.c[...] + (0.0 if y is None else m.context_hidden(y))
+            params = _nade_reference_params(m, inputs, jnp.broadcast_to(a0, (6, 7)))
+        return jnp.sum(jnp.sin(params) * weights)  # every theta_d gets its own cotangent
+
+    outs = [jax.jit(nnx.value_and_grad(lambda m, i, f=fast: loss(m, i, f), argnums=(0, 1)))(
+        model, inputs) for fast in (True, False)]
+    (fast_value, (fast_model, fast_inputs)), (ref_value, (ref_model, ref_inputs)) = outs
+    np.testing.assert_allclose(fast_value, ref_value, rtol=1e-5)
+    grads = jax.tree.leaves(nnx.state(fast_model, nnx.Param))
+    for got, want in zip(grads, jax.tree.leaves(nnx.state(ref_model, nnx.Param))):
+        scale = float(jnp.max(jnp.abs(want)))
+        assert scale > 0
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * scale)
+    np.testing.assert_allclose(fast_inputs, ref_inputs, rtol=1e-5, atol=1e-6)
+    assert len(grads) == (5 if conditional else 4)
+
+
 def test_transformer_query_chunks_equal_the_full_attention():
     """query_chunk: the same outputs and gradients as the one-pass attention (same weights),
     and a length that is not a multiple of the chunk is named."""

@@ -85,10 +85,12 @@ def _made(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
                 num_classes=data.num_classes, rngs=rngs)
 
 
-@register("nade", data_kind="discrete", hidden_size=500, head="auto")
+@register("nade", data_kind="discrete", conditional=True, hidden_size=500, head="auto")
 def _nade(mc, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
-    """NADE with tied hidden weights."""
-    return NADE(data.event_shape, data.num_levels, mc.hidden_size, head=mc.head, rngs=rngs)
+    """NADE with tied hidden weights (class-conditional: the class embedding starts the
+    hidden running sum)."""
+    return NADE(data.event_shape, data.num_levels, mc.hidden_size, head=mc.head,
+                num_classes=data.num_classes, rngs=rngs)
 
 
 @register("lstm", data_kind="discrete", objective_fn=scheduled_sampling_objective,
