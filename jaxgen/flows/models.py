@@ -296,7 +296,7 @@ class MAF(TransformedDistribution):
     """Masked autoregressive flow (Papamakarios et al., 2017) on vectors (images are
     flattened), standard normal prior.
 
-    Normalizing direction: ``[Logit] -> [flatten] -> ActNorm -> MaskedAutoregressive x
+    Normalizing direction: ``[Logit] -> [flatten] -> [ActNorm] -> MaskedAutoregressive x
     num_layers`` with alternating natural / reversed orderings (`MaskedAutoregressive`):
     ``log_prob`` is one pass per layer, ``sample`` ``D`` passes per layer (a ``lax.scan``).
     ``inverse_autoregressive=True`` gives IAF (Kingma et al., 2016): the same layers
@@ -311,6 +311,9 @@ class MAF(TransformedDistribution):
       hidden_features, num_hidden_layers: each layer's MADE conditioner.
       transform: ``"affine"`` or ``"spline"`` (rational-quadratic; ``num_bins``, ``bound``).
       normalization: ``"none"``, ``"actnorm"`` or ``"batchnorm"`` after every layer.
+      input_actnorm: the ActNorm in front (data-initialized to zero mean, unit variance).
+        Without it the first layer sees the data's own scale, which matters for splines:
+        their ``num_bins`` bins cover ``[-bound, bound]`` of the layer's input.
       inverse_autoregressive: IAF instead of MAF.
       logit_alpha: apply `Logit(alpha)` first (data in [0, 1]); None for real data.
       num_classes, context_features: conditional flow: every layer's conditioner reads the
@@ -321,8 +324,8 @@ class MAF(TransformedDistribution):
     def __init__(self, event_shape: Sequence[int], *, num_layers: int = 5,
                  hidden_features: int = 64, num_hidden_layers: int = 2,
                  transform: str = "affine", num_bins: int = 8, bound: float = 4.0,
-                 normalization: str = "none", inverse_autoregressive: bool = False,
-                 logit_alpha: float | None = None,
+                 normalization: str = "none", input_actnorm: bool = True,
+                 inverse_autoregressive: bool = False, logit_alpha: float | None = None,
                  num_classes: int | None = None, context_features: int | None = None,
                  rngs: nnx.Rngs):
         event_shape = tuple(event_shape)
@@ -330,7 +333,8 @@ class MAF(TransformedDistribution):
         cf = context_width(num_classes, context_features)
         # the layers see the (embedded) context as a vector of width cf
         layer_ctx = dict(context_features=cf)
-        layers = _data_layers(event_shape, logit_alpha, flatten=True) + [ActNorm(d)]
+        layers = _data_layers(event_shape, logit_alpha, flatten=True)
+        layers += [ActNorm(d)] if input_actnorm else []
         for i in range(check_count("num_layers", num_layers)):
             layer = MaskedAutoregressive(
                 d, (hidden_features,) * check_count("num_hidden_layers", num_hidden_layers),
@@ -354,7 +358,8 @@ REALNVP_DEFAULTS = dict(architecture="vector", num_couplings=8, hidden_features=
 GLOW_DEFAULTS = dict(num_scales=2, num_steps=8, hidden_channels=64, lu_decomposed=True,
                      scale_fn="sigmoid", logit_alpha=0.05)
 MAF_DEFAULTS = dict(num_layers=5, hidden_features=64, num_hidden_layers=2, transform="affine",
-                    num_bins=8, bound=4.0, normalization="none", logit_alpha=0.05)
+                    num_bins=8, bound=4.0, normalization="none", input_actnorm=True,
+                    logit_alpha=0.05)
 FLOW_MODELS = {"nice": (NICE, NICE_DEFAULTS), "realnvp": (RealNVP, REALNVP_DEFAULTS),
                "glow": (Glow, GLOW_DEFAULTS), "maf": (MAF, MAF_DEFAULTS),
                "iaf": (functools.partial(MAF, inverse_autoregressive=True), MAF_DEFAULTS)}
