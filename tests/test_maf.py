@@ -56,7 +56,7 @@ def test_maf_density_integrates_to_one_on_a_grid():
 
 def test_normalization_layers_follow_every_autoregressive_layer():
     """``normalization="actnorm"``: one ActNorm after each of the ``L`` layers (plus the
-    input ActNorm); the model stays a normalized density and its directions still agree."""
+    input ActNorm, which ``input_actnorm=False`` drops); the model stays a normalized density and its directions still agree."""
     from jaxgen.flows.actnorm import ActNorm
 
     def count_actnorms(model):
@@ -65,7 +65,8 @@ def test_normalization_layers_follow_every_autoregressive_layer():
     plain = MAF((2,), num_layers=3, hidden_features=16, rngs=nnx.Rngs(0))
     normed = MAF((2,), num_layers=3, hidden_features=16, normalization="actnorm",
                  rngs=nnx.Rngs(0))
-    assert (count_actnorms(plain), count_actnorms(normed)) == (1, 4)
+    bare = MAF((2,), num_layers=3, hidden_features=16, input_actnorm=False, rngs=nnx.Rngs(0))
+    assert (count_actnorms(plain), count_actnorms(normed), count_actnorms(bare)) == (1, 4, 0)
     model = _perturb(normed, jax.random.key(3), 0.2)
     g = jnp.linspace(-9.0, 9.0, 241)
     grid = jnp.stack(jnp.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
