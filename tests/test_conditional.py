@@ -229,6 +229,15 @@ def _tiny_transformer(**kwargs):
                              rngs=nnx.Rngs(0), **{"num_classes": 3, **kwargs})
 
 
+def _assert_unconditional_refuses_contexts(plain, name: str, x, key) -> None:
+    """``log_prob``, ``sample`` and ``sample_naive`` of an unconditional autoregressive model
+    refuse a context, naming the model."""
+    for call in (lambda c: plain.log_prob(x, context=c), lambda c: plain.sample(key, 4, c),
+                 lambda c: plain.sample_naive(key, 4, context=c)):
+        with pytest.raises(ValueError, match=f"{name} is unconditional"):
+            call(jnp.zeros(4, jnp.int32))
+
+
 def test_conditional_transformer_sums_to_one_per_class_and_uses_the_class_token():
     """Every 3x3 binary image, for every class: p(x | y) sums to 1. With a zero class table
     every class is the unconditional model; moving only the table (the rest of the network
@@ -323,10 +332,7 @@ def test_transformer_refuses_bad_contexts_naming_the_value():
         vector.sample(key, 2)  # no default for a vector context
     plain = _tiny_transformer(num_classes=None)
     assert plain.context_embed is None
-    for call in (lambda c: plain.log_prob(x, context=c), lambda c: plain.sample(key, 4, c),
-                 lambda c: plain.sample_naive(key, 4, context=c)):
-        with pytest.raises(ValueError, match="CausalTransformer is unconditional"):
-            call(jnp.zeros(4, jnp.int32))
+    _assert_unconditional_refuses_contexts(plain, "CausalTransformer", x, key)
 
 
 def test_registry_builds_the_conditional_transformer_from_its_config():
@@ -445,10 +451,7 @@ def test_nade_refuses_bad_contexts_naming_the_problem():
         vector.sample(key, 2)
     plain = _tiny_nade(num_classes=None)
     assert plain.context_hidden is None
-    for call in (lambda c: plain.log_prob(x, context=c), lambda c: plain.sample(key, 4, c),
-                 lambda c: plain.sample_naive(key, 4, context=c)):
-        with pytest.raises(ValueError, match="NADE is unconditional"):
-            call(jnp.zeros(4, jnp.int32))
+    _assert_unconditional_refuses_contexts(plain, "NADE", x, key)
 
 
 def test_registry_builds_the_conditional_nade_from_its_config():
