@@ -29,7 +29,7 @@ from flax import nnx
 from jaxgen.autoregressive.continuous_heads import CONTINUOUS_HEADS, is_continuous_head
 from jaxgen.checks import (check_count, check_event_batch, check_finite, check_levels,
                            check_temperature)
-from jaxgen.nn.context import check_context
+from jaxgen.nn.context import ContextProjection, check_context
 from jaxgen.types import Array, PRNGKey
 
 
@@ -235,6 +235,26 @@ class ConditionalAutoregressiveModel(AutoregressiveModel):
 
     num_classes: int | None = None
     context_features: int | None = None
+
+    @property
+    def is_conditional(self) -> bool:
+        return self.num_classes is not None or self.context_features is not None
+
+    def _init_context(self, width: int, num_classes: int | None,
+                      context_features: int | None, rngs):
+        """Sets the validated ``num_classes`` / ``context_features`` (a class count wins
+        over a vector width) and returns the context's projection onto ``width`` units
+        (`jaxgen.nn.context.ContextProjection`), or None for an unconditional model. Call it
+        after every other parameter is created, so an unconditional model's parameters do
+        not depend on it."""
+        self.num_classes = None if num_classes is None else check_count("num_classes",
+                                                                        num_classes)
+        self.context_features = (None if num_classes is not None or context_features is None
+                                 else check_count("context_features", context_features))
+        if not self.is_conditional:
+            return None
+        return ContextProjection(width, num_classes=self.num_classes,
+                                 context_features=self.context_features, rngs=rngs)
 
     def check_context(self, context, n: int, *, for_sampling: bool = False):
         """The checked context of a batch of ``n`` (`jaxgen.nn.context.check_context`)."""

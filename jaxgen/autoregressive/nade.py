@@ -55,7 +55,6 @@ from jaxgen.autoregressive.base import ConditionalAutoregressiveModel
 from jaxgen.autoregressive.heads import make_head
 from jaxgen.checks import check_count, check_temperature
 from jaxgen.nn import mixed_precision as mp
-from jaxgen.nn.context import ContextProjection
 from jaxgen.types import Array, PRNGKey
 
 
@@ -167,18 +166,8 @@ class NADE(ConditionalAutoregressiveModel):
                            / np.sqrt(hidden_size))
         self.b = nnx.Param(jnp.zeros((d, p)))
         # Created last, so an unconditional NADE's parameters do not change.
-        self.num_classes = None if num_classes is None else check_count("num_classes",
-                                                                        num_classes)
-        self.context_features = (None if num_classes is not None or context_features is None
-                                 else check_count("context_features", context_features))
         self.context_hidden = nnx.data(
-            ContextProjection(hidden_size, num_classes=self.num_classes,
-                              context_features=self.context_features, rngs=rngs)
-            if self.is_conditional else None)
-
-    @property
-    def is_conditional(self) -> bool:
-        return self.num_classes is not None or self.context_features is not None
+            self._init_context(hidden_size, num_classes, context_features, rngs))
 
     def _start(self, context: Array | None, n: int) -> Array:
         """``a_0 [n, H]``: ``c``, plus ``E[y]`` (or ``W_c c``) for a checked context."""

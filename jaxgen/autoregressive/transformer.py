@@ -37,7 +37,6 @@ from jaxgen.autoregressive.base import ConditionalAutoregressiveModel, check_tem
 from jaxgen.autoregressive.heads import make_head
 from jaxgen.checks import check_count
 from jaxgen.nn.attention import CausalSelfAttention
-from jaxgen.nn.context import ContextProjection
 from jaxgen.types import Array, PRNGKey
 from jaxgen.nn import mixed_precision as mp
 
@@ -110,18 +109,8 @@ class CausalTransformer(ConditionalAutoregressiveModel):
         if self.is_continuous:  # distinct mixture components (continuous_heads.initial_bias)
             self.readout.bias[...] = jnp.asarray(self.head.initial_bias())
         # Created last, so an unconditional transformer's parameters do not change.
-        self.num_classes = None if num_classes is None else check_count("num_classes",
-                                                                        num_classes)
-        self.context_features = (None if num_classes is not None or context_features is None
-                                 else check_count("context_features", context_features))
         self.context_embed = nnx.data(
-            ContextProjection(d_model, num_classes=self.num_classes,
-                              context_features=self.context_features, rngs=rngs)
-            if self.is_conditional else None)
-
-    @property
-    def is_conditional(self) -> bool:
-        return self.num_classes is not None or self.context_features is not None
+            self._init_context(d_model, num_classes, context_features, rngs))
 
     def _start(self, context: Array | None, b: int) -> Array:
         """Position 0's input ``[b, d]``: ``s`` (unconditional) or ``s + E[y]`` / ``s + W c``
