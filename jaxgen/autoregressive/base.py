@@ -226,7 +226,8 @@ class ConditionalAutoregressiveModel(AutoregressiveModel):
     """An autoregressive model that may condition on a context: ``p(x | y)``.
 
     Subclasses set ``num_classes`` (class labels) and/or ``context_features`` (vectors),
-    both ``None`` for an unconditional model, and define ``params_from_inputs(inputs,
+    both ``None`` for an unconditional model (`_set_context_fields`; `_context_projection`
+    builds a projection of the context onto a layer's units), and define ``params_from_inputs(inputs,
     context)`` taking the checked context (`check_context`). ``log_prob(x, context)`` and
     ``sample_naive(key, n, context, temperature)`` follow; with ``context=None`` a
     class-conditional model samples class ``i mod num_classes`` for sample ``i``, and an
@@ -240,17 +241,20 @@ class ConditionalAutoregressiveModel(AutoregressiveModel):
     def is_conditional(self) -> bool:
         return self.num_classes is not None or self.context_features is not None
 
-    def _init_context(self, width: int, num_classes: int | None,
-                      context_features: int | None, rngs):
+    def _set_context_fields(self, num_classes: int | None,
+                            context_features: int | None) -> None:
         """Sets the validated ``num_classes`` / ``context_features`` (a class count wins
-        over a vector width) and returns the context's projection onto ``width`` units
-        (`jaxgen.nn.context.ContextProjection`), or None for an unconditional model. Call it
-        after every other parameter is created, so an unconditional model's parameters do
-        not depend on it."""
+        over a vector width; both None: unconditional)."""
         self.num_classes = None if num_classes is None else check_count("num_classes",
                                                                         num_classes)
         self.context_features = (None if num_classes is not None or context_features is None
                                  else check_count("context_features", context_features))
+
+    def _context_projection(self, width: int, rngs) -> ContextProjection | None:
+        """The context's projection onto ``width`` units
+        (`jaxgen.nn.context.ContextProjection`), None for an unconditional model. Created
+        after every other parameter, so an unconditional model's parameters do not depend
+        on it."""
         if not self.is_conditional:
             return None
         return ContextProjection(width, num_classes=self.num_classes,

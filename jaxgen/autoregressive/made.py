@@ -68,11 +68,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxgen.autoregressive.base import AutoregressiveModel, check_temperature
+from jaxgen.autoregressive.base import ConditionalAutoregressiveModel, check_temperature
 from jaxgen.autoregressive.heads import make_head
 from jaxgen.checks import check_count
 from jaxgen.data.batching import context_of, inputs_of
-from jaxgen.nn.context import ContextProjection, check_context
 from jaxgen.nn.masked_dense import MaskedDense
 from jaxgen.nn.masks import Mask, made_degrees, made_masks
 from jaxgen.types import Array, PRNGKey
@@ -91,7 +90,7 @@ def _check_int(name: str, value, minimum: int) -> int:
     return as_int
 
 
-class MADE(AutoregressiveModel):
+class MADE(ConditionalAutoregressiveModel):
     """Masked MLP autoregressive model over ``event_shape`` with ``num_levels`` levels
     (``None``: real values under a continuous head).
 
@@ -193,27 +192,10 @@ class MADE(AutoregressiveModel):
         self.direct = (MaskedDense(np.stack(direct), use_bias=False, rngs=rngs)
                        if direct_connections else None)
         # Created last, so an unconditional MADE's parameters do not change.
-        self.num_classes = None if num_classes is None else check_count("num_classes",
-                                                                        num_classes)
-        self.context_features = (None if num_classes is not None or context_features is None
-                                 else check_count("context_features", context_features))
-        hidden_proj = out_proj = None
-        if self.is_conditional:
-            ctx = dict(num_classes=self.num_classes, context_features=self.context_features,
-                       rngs=rngs)
-            if hidden_sizes:
-                hidden_proj = ContextProjection(hidden_sizes[0], **ctx)
-            out_proj = ContextProjection(d * p, **ctx)
-        self.context_hidden, self.context_out = nnx.data(hidden_proj), nnx.data(out_proj)
-
-    @property
-    def is_conditional(self) -> bool:
-        return self.num_classes is not None or self.context_features is not None
-
-    def check_context(self, context, n: int, *, for_sampling: bool = False):
-        """The checked context of a batch of ``n`` (`jaxgen.nn.context.check_context`)."""
-        return check_context(context, n, self.num_classes, self.context_features, "MADE",
-                             for_sampling=for_sampling)
+        self._set_context_fields(num_classes, context_features)
+        hidden_proj = self._context_projection(hidden_sizes[0], rngs) if hidden_sizes else None
+        self.context_hidden = nnx.data(hidden_proj)
+        self.context_out = nnx.data(self._context_projection(d * p, rngs))
 
     @property
     def direct_connections(self) -> bool:

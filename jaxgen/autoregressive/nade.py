@@ -166,8 +166,8 @@ class NADE(ConditionalAutoregressiveModel):
                            / np.sqrt(hidden_size))
         self.b = nnx.Param(jnp.zeros((d, p)))
         # Created last, so an unconditional NADE's parameters do not change.
-        self.context_hidden = nnx.data(
-            self._init_context(hidden_size, num_classes, context_features, rngs))
+        self._set_context_fields(num_classes, context_features)
+        self.context_hidden = nnx.data(self._context_projection(hidden_size, rngs))
 
     def _start(self, context: Array | None, n: int) -> Array:
         """``a_0 [n, H]``: ``c``, plus ``E[y]`` (or ``W_c c``) for a checked context."""

@@ -109,8 +109,8 @@ class CausalTransformer(ConditionalAutoregressiveModel):
         if self.is_continuous:  # distinct mixture components (continuous_heads.initial_bias)
             self.readout.bias[...] = jnp.asarray(self.head.initial_bias())
         # Created last, so an unconditional transformer's parameters do not change.
-        self.context_embed = nnx.data(
-            self._init_context(d_model, num_classes, context_features, rngs))
+        self._set_context_fields(num_classes, context_features)
+        self.context_embed = nnx.data(self._context_projection(d_model, rngs))
 
     def _start(self, context: Array | None, b: int) -> Array:
         """Position 0's input ``[b, d]``: ``s`` (unconditional) or ``s + E[y]`` / ``s + W c``
