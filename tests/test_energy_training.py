@@ -135,6 +135,52 @@ def test_pcd_persist_hidden_gradient_and_chain_law():
     assert tv < 0.02
 
 
+def test_centered_pcd_gradient_is_the_centered_formula():
+    """``pcd_loss(centering=True)``: the same loss value and chains as the plain step, and a
+    gradient equal to the centered gradient written out (Melchior et al. 2016),
+    ``gW = -[<(v - mu)(h - lambda)^T>_+ - <(v - mu)(h - lambda)^T>_-]``,
+    ``gb = -(<v>_+ - <v>_-) - gW lambda``, ``gc = -(<h>_+ - <h>_-) - gW^T mu``; the hidden
+    offset moves towards the data's mean activation at ``centering_rate``."""
+    model = _small_rbm()
+    rng = np.random.default_rng(2)
+    batch = jnp.asarray(rng.integers(0, 2, (8, 10)), jnp.int32)
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    extra = pcd_init(jax.random.key(0), np.asarray(batch), 5, model=model, centering=True)
+    np.testing.assert_allclose(extra["visible_offset"], np.asarray(batch).mean(0), atol=1e-7)
+    extra["hidden_offset"] = jnp.asarray(rng.uniform(0.2, 0.8, 6), jnp.float32)
+    centered, plain = (pcd_loss(1, persist_hidden=True, centering=c, centering_rate=0.25)
+                       for c in (True, False))
+
+    def loss(fn, p):
+        return fn(nnx.merge(graphdef, p, rest), batch, jax.random.key(3), extra)
+
+    (value, (_, new_extra)), grads = jax.value_and_grad(lambda p: loss(centered, p),
+                                                        has_aux=True)(params)
+    plain_value, (_, plain_extra) = loss(plain, params)
+    np.testing.assert_allclose(value, plain_value, rtol=1e-6)
+    np.testing.assert_array_equal(new_extra["chains"], plain_extra["chains"])
+
+    mu, lam = np.asarray(extra["visible_offset"]), np.asarray(extra["hidden_offset"])
+    w, c = np.asarray(model.weights[...]), np.asarray(model.hidden_bias[...])
+    pos = np.asarray(batch, np.float64)
+    neg = np.asarray(new_extra["chains"], np.float64).reshape(5, 10)
+    h_pos, h_neg = (1.0 / (1.0 + np.exp(-(v @ w + c))) for v in (pos, neg))
+    g_w = -(((pos - mu).T @ (h_pos - lam)) / len(pos) - ((neg - mu).T @ (h_neg - lam)) / len(neg))
+    g_b = -(pos.mean(0) - neg.mean(0)) - g_w @ lam
+    g_c = -(h_pos.mean(0) - h_neg.mean(0)) - g_w.T @ mu
+    np.testing.assert_allclose(grads["weights"][...], g_w, atol=1e-5)
+    np.testing.assert_allclose(grads["visible_bias"][...], g_b, atol=1e-5)
+    np.testing.assert_allclose(grads["hidden_bias"][...], g_c, atol=1e-5)
+    np.testing.assert_allclose(new_extra["hidden_offset"], 0.75 * lam + 0.25 * h_pos.mean(0),
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="persist_hidden"):
+        pcd_loss(1, centering=True)
+    with pytest.raises(ValueError, match="hidden_offset"):
+        centered(
+            nnx.merge(graphdef, params, rest), batch, jax.random.key(3),
+            {"chains": extra["chains"], "hidden": extra["hidden"]})
+
+
 def test_replay_buffer_reinitializes_a_fraction_and_writes_back():
     buffer = jnp.zeros((1000, 2))
     noise = lambda k, n: jnp.ones((n, 2))

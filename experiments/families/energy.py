@@ -42,6 +42,10 @@ def contrastive_objective(mc, settings=None):
     if persist_hidden and mc.loss != "pcd":
         raise ValueError("config.model.persist_hidden=True needs config.model.loss='pcd', got "
                          f"{mc.loss!r}")
+    centering = bool(mc.get("centering", False))
+    if centering and not persist_hidden:
+        raise ValueError("config.model.centering=True needs config.model.loss='pcd' and "
+                         "config.model.persist_hidden=True")
     try:
         log_z = BinaryLogZ(mc.log_z, int(mc.ais_num_temps), int(mc.ais_num_runs),
                            mc.ais_schedule)
@@ -57,7 +61,8 @@ def contrastive_objective(mc, settings=None):
         except ValueError as err:
             raise ValueError(f"config.model (loss='pt'): {err}") from None
     return PersistentContrastiveDivergence(int(mc.cd_steps), int(mc.num_chains),
-                                           float(mc.weight_decay), persist_hidden, log_z)
+                                           float(mc.weight_decay), persist_hidden, log_z,
+                                           centering=centering)
 
 
 _CONTRASTIVE = dict(loss="pcd", cd_steps=1, num_chains=100, log_z="auto", ais_num_temps=15000,
@@ -66,8 +71,8 @@ _CONTRASTIVE = dict(loss="pcd", cd_steps=1, num_chains=100, log_z="auto", ais_nu
 
 
 @register("rbm", data_kind="binary", objective_fn=contrastive_objective, num_hidden=500,
-          init_scale=0.01, sample_steps=1000, persist_hidden=False, pt_num_rungs=10,
-          pt_min_beta=0.1, **_CONTRASTIVE)
+          init_scale=0.01, sample_steps=1000, persist_hidden=False, centering=False,
+          pt_num_rungs=10, pt_min_beta=0.1, **_CONTRASTIVE)
 def _rbm(model_config, data: ModelData, rngs: nnx.Rngs) -> nnx.Module:
     """Bernoulli RBM trained by CD-k/PCD; log Z exact (small) or by AIS."""
     model = BernoulliRBM(data.event_shape, int(model_config.num_hidden), rngs=rngs,

@@ -66,6 +66,16 @@ def _block_size(num_dims: int) -> int:
     return max(k for k in range(1, limit + 1) if num_dims % k == 0)
 
 
+def _sigmoid(a: Array) -> Array:
+    """``sigmoid(a) = (1 + tanh(a / 2)) / 2``: the same function as `jax.nn.sigmoid`
+    (within float32 rounding), through XLA:CPU's rational ``tanh`` instead of its ``exp``
+    and divide; the ``[B, D, H]`` sigmoid is most of the teacher-forced pass's cost
+    (docs/PERFORMANCE_NOTES.md, NADE). Every hidden unit (forward, recomputed backward,
+    sampling) goes through this one function, so the backward pass's ``h_d`` are the
+    forward's."""
+    return 0.5 * jnp.tanh(0.5 * a) + 0.5
+
+
 def _forward_scan(W: Array, V: Array, b: Array, xs: Array, a0: Array):
     """``theta [D, B, P]`` of every position and the final running sum ``a_D [B, H]``.
 
@@ -76,7 +86,7 @@ def _forward_scan(W: Array, V: Array, b: Array, xs: Array, a0: Array):
     """
     def step(a, per_position):
         w_d, v_d, b_d, x_d = per_position  # [F, H], [H, P], [P], [B, F]
-        h = jax.nn.sigmoid(a)  # [B, H]
+        h = _sigmoid(a)  # [B, H]
         return a + mp.matmul(x_d, w_d), (mp.matmul(h, v_d) + b_d, h)
 
     a_end, (theta, hidden) = jax.lax.scan(step, a0, (W, V, b, xs))
@@ -203,7 +213,7 @@ class NADE(ConditionalAutoregressiveModel):
 
         def step(a, per_position):
             w_d, v_d, b_d, key_d = per_position
-            theta = mp.matmul(jax.nn.sigmoid(a), v_d) + b_d  # [n, P]
+            theta = mp.matmul(_sigmoid(a), v_d) + b_d  # [n, P]
             draw = self.head.sample(key_d, theta, temperature)  # [n] int32
             return a + mp.matmul(self.encode(draw), w_d), draw
 

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxgen.energy.rbm import BernoulliRBM
 from jaxgen.types import Array, PRNGKey
 
 
@@ -127,13 +128,75 @@ def cd_loss(num_steps: int = 1, weight_decay: float = 0.0):
     return loss_fn
 
 
-def pcd_init(key: PRNGKey, data, num_chains: int, model=None) -> dict:
+@jax.custom_vjp
+def centered_parameters(weights: Array, visible_bias: Array, hidden_bias: Array,
+                        visible_offset: Array, hidden_offset: Array):
+    """The identity on a Bernoulli RBM's ``(W [V, H], b [V], c [H])`` whose gradient is the
+    centered gradient (Montavon & Mueller 2012; Melchior, Fischer & Wiskott 2016, eqs. for
+    the "centered gradient" in the original parameters), for offsets ``mu [V]``, ``lambda
+    [H]`` held fixed.
+
+    An RBM with energy ``-(v - mu)^T W (h - lambda) - b'^T v - c'^T h`` is the same family
+    (``b = b' - W lambda``, ``c = c' - W^T mu``); plain gradient steps in its coordinates,
+    written back in ``(W, b, c)``, are the linear map of the plain loss gradients
+    ``(gW, gb, gc)``::
+
+        gW' = gW - mu gc^T - gb lambda^T
+              (= -[<(v - mu)(h - lambda)^T>_data - <(v - mu)(h - lambda)^T>_model])
+        gb' = gb - gW' lambda,        gc' = gc - gW'^T mu
+
+    which this function's VJP applies. With ``mu`` the data mean and ``lambda`` the mean
+    hidden activation, the Hessian of the log-likelihood is better conditioned (units that
+    are on or off on average no longer shift the other layer's biases), so the same step
+    size learns faster. ``mu = lambda = 0`` gives the plain gradient. The offsets get no
+    gradient.
+    """
+    del visible_offset, hidden_offset
+    return weights, visible_bias, hidden_bias
+
+
+def _centered_fwd(weights, visible_bias, hidden_bias, visible_offset, hidden_offset):
+    return (weights, visible_bias, hidden_bias), (visible_offset, hidden_offset)
+
+
+def _centered_bwd(offsets, grads):
+    mu, lam = offsets
+    g_w, g_b, g_c = grads
+    g_w = g_w - jnp.outer(mu, g_c) - jnp.outer(g_b, lam)  # [V, H]
+    return (g_w, g_b - g_w @ lam, g_c - g_w.T @ mu, jnp.zeros_like(mu), jnp.zeros_like(lam))
+
+
+centered_parameters.defvjp(_centered_fwd, _centered_bwd)
+
+
+def _centered_free_energy(model, v_flat: Array, extra: dict) -> tuple[Array, Array]:
+    """A Bernoulli RBM's ``(F(v) [B], c + v^T W [B, H])`` (the same values as
+    ``free_energy_and_hidden_logits``) through `centered_parameters`, so its gradient is
+    the centered one for ``extra["visible_offset"]``, ``extra["hidden_offset"]``."""
+    if not isinstance(model, BernoulliRBM):
+        raise ValueError("pcd_loss(centering=True) is written for a BernoulliRBM, got a "
+                         f"{type(model).__name__}")
+    if "visible_offset" not in extra or "hidden_offset" not in extra:
+        raise ValueError("pcd_loss(centering=True) needs extra['visible_offset'] and "
+                         "extra['hidden_offset'] from pcd_init(..., model=rbm, "
+                         f"centering=True); got extra keys {sorted(extra)}")
+    w, b, c = centered_parameters(model.weights[...], model.visible_bias[...],
+                                  model.hidden_bias[...],
+                                  jax.lax.stop_gradient(extra["visible_offset"]),
+                                  jax.lax.stop_gradient(extra["hidden_offset"]))
+    logits = v_flat @ w + c  # [B, H]
+    return -(v_flat @ b) - jnp.sum(jax.nn.softplus(logits), axis=-1), logits
+
+
+def pcd_init(key: PRNGKey, data, num_chains: int, model=None, centering: bool = False) -> dict:
     """Persistent chains for ``pcd_loss``: ``{"chains": [C, *event_shape]}`` drawn from the
     data's per-dimension base rates (binary data) or its moments (real data).
 
     Given an RBM ``model``, also ``"hidden": [C, H]`` drawn from ``p(h | chains)`` under its
     current parameters (key ``fold_in(key, 1)``; the chains are unchanged), the state that
-    ``pcd_loss(persist_hidden=True)`` needs.
+    ``pcd_loss(persist_hidden=True)`` needs; with ``centering`` (binary data and an RBM),
+    the offsets ``"visible_offset" [V]`` (the data mean) and ``"hidden_offset" [H]`` (0.5)
+    that ``pcd_loss(centering=True)`` reads.
     """
     data = np.asarray(data)
     shape = (int(num_chains), *data.shape[1:])
@@ -147,10 +210,18 @@ def pcd_init(key: PRNGKey, data, num_chains: int, model=None) -> dict:
     if model is not None:
         extra["hidden"] = model.sample_hidden(jax.random.fold_in(key, 1),
                                               model.flatten(extra["chains"]))
+    if centering:
+        if not isinstance(model, BernoulliRBM) or not np.issubdtype(data.dtype, np.integer):
+            raise ValueError("pcd_init(centering=True) needs binary (integer) data and the "
+                             f"BernoulliRBM (model=...); got dtype {data.dtype} and model {model!r}")
+        extra["visible_offset"] = jnp.asarray(data.reshape(data.shape[0], -1).mean(0),
+                                              jnp.float32)  # [V]
+        extra["hidden_offset"] = jnp.full((model.num_hidden,), 0.5, jnp.float32)  # [H]
     return extra
 
 
-def pcd_loss(num_steps: int = 1, weight_decay: float = 0.0, persist_hidden: bool = False):
+def pcd_loss(num_steps: int = 1, weight_decay: float = 0.0, persist_hidden: bool = False,
+             centering: bool = False, centering_rate: float = 0.01):
     """Persistent CD: negatives are ``k`` kernel steps from the persistent chains.
 
     With ``persist_hidden`` (RBMs; ``extra`` from ``pcd_init(..., model=rbm)``) the
@@ -170,6 +241,12 @@ def pcd_loss(num_steps: int = 1, weight_decay: float = 0.0, persist_hidden: bool
       num_steps: ``k`` kernel steps per optimizer step.
       weight_decay: ``lambda`` of `coupling_l2` added to the loss.
       persist_hidden: carry the hidden layer (RBMs with ``free_energy_and_hidden_logits``).
+      centering: (Bernoulli RBMs, with ``persist_hidden``) follow the centered gradient
+        (`centered_parameters`) with offsets ``mu = extra["visible_offset"]`` (the data
+        mean, from ``pcd_init(..., centering=True)``) and ``lambda =
+        extra["hidden_offset"]``, an exponential moving average (rate ``centering_rate``)
+        of the data's mean hidden activation ``sigmoid(c + v^T W)``.
+      centering_rate: ``nu`` of ``lambda <- (1 - nu) lambda + nu mean_b sigmoid(c + v_b^T W)``.
 
     Returns:
       ``loss_fn(model, batch, key, extra) -> (loss, (metrics, new_extra))`` for
@@ -177,6 +254,11 @@ def pcd_loss(num_steps: int = 1, weight_decay: float = 0.0, persist_hidden: bool
     """
     if int(num_steps) < 1:
         raise ValueError(f"PCD needs num_steps >= 1, got {num_steps}")
+    if centering and not persist_hidden:
+        raise ValueError("pcd_loss(centering=True) needs persist_hidden=True (the centered "
+                         "gradient is written for a Bernoulli RBM's persistent-hidden step)")
+    if not 0.0 < float(centering_rate) <= 1.0:
+        raise ValueError(f"centering_rate must be in (0, 1], got {centering_rate!r}")
 
     def loss_fn(model, batch, key, extra):
         chains = jax.lax.stop_gradient(run_transitions(model, key, extra["chains"], num_steps))
@@ -199,13 +281,21 @@ def pcd_loss(num_steps: int = 1, weight_decay: float = 0.0, persist_hidden: bool
         both, negative = _concat_phases(model.flatten(batch),
                                         jax.lax.stop_gradient(visible))
         chains = model.unflatten(negative).astype(dtype)
-        free, logits = model.free_energy_and_hidden_logits(both)  # [B + C], [B + C, H]
+        if centering:
+            free, logits = _centered_free_energy(model, both, extra)
+        else:
+            free, logits = model.free_energy_and_hidden_logits(both)  # [B + C], [B + C, H]
         e_pos, e_neg = jnp.mean(free[:num_data]), jnp.mean(free[num_data:])
         loss = e_pos - e_neg + coupling_l2(model, weight_decay)
         hidden = model.sample_hidden_from_logits(
             key_h, jax.lax.stop_gradient(logits[num_data:]))
         metrics = {"positive_energy": e_pos, "negative_energy": e_neg}
-        return loss, (metrics, dict(extra, chains=chains, hidden=hidden))
+        new_extra = dict(extra, chains=chains, hidden=hidden)
+        if centering:
+            data_mean = jnp.mean(jax.nn.sigmoid(jax.lax.stop_gradient(logits[:num_data])), 0)
+            new_extra["hidden_offset"] = ((1.0 - centering_rate) * extra["hidden_offset"]
+                                          + centering_rate * data_mean)  # [H]
+        return loss, (metrics, new_extra)
 
     return persist_hidden_loss_fn if persist_hidden else loss_fn
 

@@ -154,20 +154,25 @@ class ContrastiveDivergence(Objective):
 class PersistentContrastiveDivergence(Objective):
     """PCD-k: negatives are ``k`` kernel steps from ``num_chains`` persistent chains carried
     in ``extra`` (`jaxgen.energy.losses.pcd_loss`); ``persist_hidden`` carries an RBM's
-    hidden layer instead. ``init`` draws the chains from the data's base rates."""
+    hidden layer instead, and ``centering`` (with it, Bernoulli RBMs) follows the centered
+    gradient (`jaxgen.energy.losses.centered_parameters`). ``init`` draws the chains from
+    the data's base rates."""
 
     def __init__(self, num_steps: int = 1, num_chains: int = 100, weight_decay: float = 0.0,
-                 persist_hidden: bool = False, log_z: BinaryLogZ = BinaryLogZ()):
+                 persist_hidden: bool = False, log_z: BinaryLogZ = BinaryLogZ(),
+                 centering: bool = False):
         if int(num_chains) < 1:
             raise ValueError(f"PCD needs num_chains >= 1, got {num_chains}")
         self.num_steps, self.num_chains = int(num_steps), int(num_chains)
         self.weight_decay, self.persist_hidden = float(weight_decay), bool(persist_hidden)
+        self.centering = bool(centering)
         self.log_z = log_z
-        self._loss = pcd_loss(self.num_steps, self.weight_decay, self.persist_hidden)
+        self._loss = pcd_loss(self.num_steps, self.weight_decay, self.persist_hidden,
+                              centering=self.centering)
 
     def init(self, model, train_data, key):
         return pcd_init(key, train_data, self.num_chains,
-                        model=model if self.persist_hidden else None)
+                        model=model if self.persist_hidden else None, centering=self.centering)
 
     def loss(self, model, batch, key, extra):
         loss, (metrics, extra) = self._loss(model, batch, key, extra)
