@@ -64,15 +64,15 @@ def test_contrastive_gradient_is_positive_minus_negative_phase():
 def test_pcd_and_cd_training_raise_exact_log_likelihood_on_digits():
     data = load_dataset({"name": "digits", "binarize": True})
     nlls = {}
-    for name in ("init", "cd", "pcd", "pcd_persist_hidden"):
+    for name in ("init", "cd", "pcd", "pcd_persist_hidden", "pcd_centered"):
         model = BernoulliRBM((8, 8, 1), 12, rngs=nnx.Rngs(0))
         if name == "cd":
             model = train(model, data, _config(400, 0.05),
                           objective=ContrastiveDivergence(1)).model
         elif name.startswith("pcd"):
-            persist = name == "pcd_persist_hidden"
+            persist = name != "pcd"
             result = train(model, data, _config(400, 0.05), objective=PersistentContrastiveDivergence(
-                1, num_chains=50, persist_hidden=persist))
+                1, num_chains=50, persist_hidden=persist, centering=name == "pcd_centered"))
             model = result.model
         model.log_z.value = model.exact_log_partition()
         nlls[name] = evaluate_nll(model, data.test)
@@ -82,9 +82,13 @@ def test_pcd_and_cd_training_raise_exact_log_likelihood_on_digits():
     # one must beat the factorized maximum-likelihood baseline (an independent reference).
     baseline = evaluate_nll(FactorizedBernoulli.from_counts(data.train, pseudocount=1.0),
                             data.test)
-    assert all(nlls[k] < baseline for k in ("cd", "pcd", "pcd_persist_hidden")), (nlls, baseline)
+    assert all(nlls[k] < baseline for k in ("cd", "pcd", "pcd_persist_hidden", "pcd_centered")), (
+        nlls, baseline)
     # carrying the hidden layer instead of the visible one trains as well (same estimator)
     assert abs(nlls["pcd_persist_hidden"] - nlls["pcd"]) < 2.0, nlls
+    # the centered gradient, same steps and step size, learns faster (measured: 21.7 vs
+    # 24.5 nats; on binarized MNIST at 50k steps 87.6 vs 93.0, docs/ENERGY_RESULTS.md)
+    assert nlls["pcd_centered"] < nlls["pcd_persist_hidden"] - 1.0, nlls
 
 
 _small_rbm = random_rbm  # tests/testing.py
@@ -191,14 +195,16 @@ def test_replay_buffer_reinitializes_a_fraction_and_writes_back():
     assert float(new.sum()) == 7.0 * 2 * len(set(np.asarray(idx[:3]).tolist()))
 
 
-@pytest.mark.parametrize("persist_hidden", [False, True])
-def test_rbm_digits_run_reports_exact_normalized_nll(tmp_path, persist_hidden):
+@pytest.mark.parametrize("persist_hidden,centering", [(False, False), (True, False),
+                                                      (True, True)])
+def test_rbm_digits_run_reports_exact_normalized_nll(tmp_path, persist_hidden, centering):
     config = load_config("rbm_digits")
     config.train.num_steps = 400
     config.train.steps_per_call = 200
     config.sampler.num_samples = 10
     config.model.sample_steps = 20
     config.model.persist_hidden = persist_hidden  # pcd_loss(persist_hidden=...) via the config
+    config.model.centering = centering
     results = run_experiment(config, str(tmp_path / "rbm"))
     assert results["log_z_method"] == "exact"
     data = load_dataset(config.data)
@@ -227,8 +233,15 @@ def test_persist_hidden_config_builds_the_hidden_state_and_rejects_cd():
     exp = build_experiment(config)
     extra = exp.objective.init(exp.model, exp.preprocessing.init_data, jax.random.key(0))
     assert extra["hidden"].shape == (config.model.num_chains, 7)
+    config.model.centering = True
+    exp = build_experiment(config)
+    extra = exp.objective.init(exp.model, exp.preprocessing.init_data, jax.random.key(0))
+    assert extra["hidden_offset"].shape == (7,) and extra["visible_offset"].shape == (64,)
     config.model.loss = "cd"
     with pytest.raises(ConfigError, match="persist_hidden=True needs config.model.loss='pcd'"):
+        build_experiment(config)
+    config.model.loss, config.model.persist_hidden = "pcd", False
+    with pytest.raises(ConfigError, match="centering=True needs"):
         build_experiment(config)
 
 
