@@ -74,11 +74,14 @@ def run_experiment(config, workdir: str, *, callback: Callable | None = None) ->
     exp = build_experiment(settings)
     main_process = is_main_process()  # of a multi-process run, only process 0 writes files
     os.makedirs(workdir, exist_ok=True)
+    # A run started before some fields existed keeps recording (and checking its
+    # checkpoints against) the config without them; they hold their defaults.
+    recorded = schema.without_keys(settings.config, status.added)
     if main_process:
-        write_json(os.path.join(workdir, "config.json"), settings.config)
+        write_json(os.path.join(workdir, "config.json"), recorded)
     logging.info("training %s on %s in %s", settings.model_name, exp.dataset, workdir)
     result = train(exp.model, exp.dataset, settings.train, workdir, objective=exp.objective,
-                   preprocessing=exp.preprocessing, run_id=schema.run_id(settings.config),
+                   preprocessing=exp.preprocessing, run_id=schema.run_id(recorded),
                    callback=callback)
     results = assemble(report(exp, result, workdir, write_files=main_process), settings,
                        time.perf_counter() - t_start)

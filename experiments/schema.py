@@ -141,6 +141,52 @@ def run_id(config: dict) -> dict:
     return out
 
 
+def _plain_default(value):
+    """A field default as it appears in ``config.json`` (placeholders: their value, None)."""
+    if isinstance(value, config_dict.FieldReference):
+        value = value.get()
+    return json.loads(json.dumps(value))
+
+
+def section_defaults(config: dict) -> dict:
+    """``{section: {field: default}}`` of a validated config's sections (the model's and the
+    data source's own fields included), as ``config.json`` writes them."""
+    from experiments import registry  # deferred: the registry imports every model family
+
+    data = config["data"]
+    data_defaults = {**DATA_FIELDS.get(data.get("name"), {}), **DATA_COMMON}
+    if data.get("dequantize") == "variational":
+        data_defaults.update(VARIATIONAL_FIELDS)
+    spec = registry.MODELS.get(config["model"].get("name"))
+    defaults = dict(data=data_defaults, model=dict(spec.defaults) if spec else {},
+                    train=TRAIN_DEFAULTS, optim=OPTIM_DEFAULTS, sampler=SAMPLER_DEFAULTS,
+                    eval=EVAL_DEFAULTS)
+    return {section: {k: _plain_default(v) for k, v in fields.items()}
+            for section, fields in defaults.items()}
+
+
+def added_default_keys(stored: dict, config: dict) -> list[str]:
+    """Dotted keys that ``config`` (validated, as JSON data) has, a run's stored
+    ``config.json`` lacks, and whose value in ``config`` is the field's default: fields added
+    to jaxgen after that run was started. A new field's default keeps the earlier behaviour,
+    so the stored run is the run of ``config`` without them, and may resume."""
+    defaults = section_defaults(config)
+    return [f"{section}.{name}" for section, fields in defaults.items()
+            if isinstance(stored.get(section), dict) and isinstance(config.get(section), dict)
+            for name, default in fields.items()
+            if name in config[section] and name not in stored[section]
+            and config[section][name] == default]
+
+
+def without_keys(config: dict, keys) -> dict:
+    """A copy of ``config`` (JSON data) without the dotted ``keys``."""
+    out = json.loads(json.dumps(config))
+    for key in keys:
+        section, _, name = key.partition(".")
+        out.get(section, {}).pop(name, None)
+    return out
+
+
 def _check_keys(section: str | None, values: dict, allowed) -> None:
     where = "config" if section is None else f"config.{section}"
     unknown = sorted(set(values) - set(allowed))

@@ -23,6 +23,9 @@ class WorkdirStatus(NamedTuple):
 
     kind: str
     results: dict | None = None
+    # config keys the stored run predates (fields added since, at their defaults,
+    # `schema.added_default_keys`): left out of what a resume records and checks
+    added: tuple = ()
 
 
 def write_json(path: str, obj) -> None:
@@ -65,7 +68,8 @@ def check_workdir(workdir: str, config: dict) -> WorkdirStatus:
 
     Raises:
       WorkdirError: the workdir's ``config.json`` differs from ``config`` in keys other than
-        `schema.RESUMABLE_KEYS`, or it holds run files but no ``config.json``, or its
+        `schema.RESUMABLE_KEYS` (a key it lacks counts as equal when ``config`` holds that
+        field's default: a field added since the run started), or it holds run files but no ``config.json``, or its
         ``config.json`` or ``results.json`` is unreadable or corrupt (`_read_json`).
     """
     config_path = os.path.join(workdir, "config.json")
@@ -77,7 +81,8 @@ def check_workdir(workdir: str, config: dict) -> WorkdirStatus:
                                "refusing to mix runs (choose a new --workdir)")
         return WorkdirStatus("new")
     stored = _read_json(config_path)
-    changed = schema.differing_keys(stored, config)
+    added = tuple(schema.added_default_keys(stored, config))
+    changed = schema.differing_keys(stored, schema.without_keys(config, added))
     fixed = [k for k in changed if k not in schema.RESUMABLE_KEYS]
     if fixed:
         raise WorkdirError(
@@ -86,8 +91,8 @@ def check_workdir(workdir: str, config: dict) -> WorkdirStatus:
             "Nothing was changed.")
     results_path = os.path.join(workdir, "results.json")
     if os.path.exists(results_path) and all(k in schema.DISPLAY_KEYS for k in changed):
-        return WorkdirStatus("complete", _read_json(results_path))
-    return WorkdirStatus("resume")
+        return WorkdirStatus("complete", _read_json(results_path), added)
+    return WorkdirStatus("resume", None, added)
 
 
 def archive_results(workdir: str) -> str | None:

@@ -173,3 +173,45 @@ def test_configs_do_not_share_placeholder_defaults():
     a, b = common.data_config("npz"), common.data_config("npz")
     a.num_levels = 4
     assert b.num_levels is None and common.data_config("npz").num_levels is None
+
+
+def test_a_run_started_before_a_field_existed_resumes_and_keeps_its_record(tmp_path,
+                                                                           monkeypatch):
+    """A field added to a model after a run started (here ``model.centering``, simulated by
+    a registry without it) does not strand the run: at its default it resumes from the
+    checkpoints to the result of one straight run, its ``config.json`` keeps the record it
+    had, and a non-default value of the new field is still refused."""
+    from experiments import registry
+    from experiments.run import run_experiment
+    from experiments.workdir import WorkdirError
+
+    def config(num_steps, **model):
+        c = load_config("rbm_digits")
+        # evaluated at the same steps (best-on-valid is chosen among them) either way
+        c.train.update(num_steps=num_steps, steps_per_call=50, checkpoint_every=50,
+                       eval_every=50)
+        c.optim.schedule = "constant"  # the schedule would depend on num_steps
+        c.sampler.num_samples = 4
+        c.model.update(sample_steps=5, persist_hidden=True, **model)
+        return c
+
+    spec = registry.MODELS["rbm"]
+    older = spec._replace(defaults={k: v for k, v in spec.defaults.items() if k != "centering"})
+    monkeypatch.setitem(registry.MODELS, "rbm", older)
+    run_experiment(config(100), str(tmp_path / "old"))
+    stored = json.load(open(tmp_path / "old" / "config.json"))
+    assert "centering" not in stored["model"]
+    monkeypatch.setitem(registry.MODELS, "rbm", spec)  # the field exists now
+
+    with pytest.raises(WorkdirError, match="config.model.centering"):
+        run_experiment(config(200, centering=True), str(tmp_path / "old"))
+    resumed = run_experiment(config(200), str(tmp_path / "old"))
+    straight = run_experiment(config(200), str(tmp_path / "new"))
+    assert resumed["train_steps"] == straight["train_steps"] == 200
+    assert resumed["best_step"] == straight["best_step"]
+    assert resumed["test_nll_nats"] == straight["test_nll_nats"]
+    record = json.load(open(tmp_path / "old" / "config.json"))
+    assert "centering" not in record["model"] and record["train"]["num_steps"] == 200
+    from experiments.load import load_run  # and it loads back, with the field's default
+    loaded = load_run(str(tmp_path / "old"), "latest")
+    assert loaded.step == 200 and loaded.settings.model.centering is False
