@@ -172,7 +172,9 @@ centered_parameters.defvjp(_centered_fwd, _centered_bwd)
 def _centered_free_energy(model, v_flat: Array, extra: dict) -> tuple[Array, Array]:
     """A Bernoulli RBM's ``(F(v) [B], c + v^T W [B, H])`` (the same values as
     ``free_energy_and_hidden_logits``) through `centered_parameters`, so its gradient is
-    the centered one for ``extra["visible_offset"]``, ``extra["hidden_offset"]``."""
+    the centered one for ``extra["visible_offset"]``, ``extra["hidden_offset"]``. The
+    products are float32 whatever the model's ``precision`` (which speeds up its Gibbs
+    sweeps, not its gradient)."""
     if not isinstance(model, BernoulliRBM):
         raise ValueError("pcd_loss(centering=True) is written for a BernoulliRBM, got a "
                          f"{type(model).__name__}")
