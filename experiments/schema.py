@@ -134,11 +134,16 @@ def config_to_dict(config) -> dict:
 def run_id(config: dict) -> dict:
     """What a resumed run must share with its checkpoints: the config without
     `RESUMABLE_KEYS`."""
-    out = json.loads(json.dumps(config))
-    for key in RESUMABLE_KEYS:
-        section, _, name = key.partition(".")
-        out.get(section, {}).pop(name, None)
-    return out
+    return without_keys(config, RESUMABLE_KEYS)
+
+
+def _data_defaults(data: dict) -> dict:
+    """The data section's fields and defaults: its source's, the common ones and, with
+    ``dequantize="variational"``, the dequantizer's."""
+    defaults = {**DATA_FIELDS.get(data.get("name"), {}), **DATA_COMMON}
+    if data.get("dequantize") == "variational":
+        defaults.update(VARIATIONAL_FIELDS)
+    return defaults
 
 
 def _plain_default(value):
@@ -153,12 +158,8 @@ def section_defaults(config: dict) -> dict:
     data source's own fields included), as ``config.json`` writes them."""
     from experiments import registry  # deferred: the registry imports every model family
 
-    data = config["data"]
-    data_defaults = {**DATA_FIELDS.get(data.get("name"), {}), **DATA_COMMON}
-    if data.get("dequantize") == "variational":
-        data_defaults.update(VARIATIONAL_FIELDS)
     spec = registry.MODELS.get(config["model"].get("name"))
-    defaults = dict(data=data_defaults, model=dict(spec.defaults) if spec else {},
+    defaults = dict(data=_data_defaults(config["data"]), model=dict(spec.defaults) if spec else {},
                     train=TRAIN_DEFAULTS, optim=OPTIM_DEFAULTS, sampler=SAMPLER_DEFAULTS,
                     eval=EVAL_DEFAULTS)
     return {section: {k: _plain_default(v) for k, v in fields.items()}
@@ -293,10 +294,8 @@ def validate(config) -> RunSettings:
     if source not in SOURCES or source not in DATA_FIELDS:
         raise ConfigError(f"config.data.name={source!r} is not a data source; known: "
                           f"{sorted(SOURCES)}")
-    data_defaults = {**DATA_FIELDS[source], **DATA_COMMON}
-    if data.get("dequantize") == "variational":
-        data_defaults.update(VARIATIONAL_FIELDS)
-    elif set(VARIATIONAL_FIELDS) & set(data):
+    data_defaults = _data_defaults(data)
+    if data.get("dequantize") != "variational" and set(VARIATIONAL_FIELDS) & set(data):
         raise ConfigError(f"config.data.{sorted(set(VARIATIONAL_FIELDS) & set(data))[0]} is a "
                           "field of variational dequantization only, but "
                           f"config.data.dequantize={data.get('dequantize', 'none')!r}")
